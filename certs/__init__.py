@@ -1,0 +1,3 @@
+"""Kiungo's `certs` package (see docs/architecture.md); its capabilities arrive with later issues."""
+
+__all__: list[str] = []

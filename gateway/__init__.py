@@ -1,0 +1,3 @@
+"""The Kiungo gateway node: protocol, exchange pipeline, peers, log, hosted services and the CLI."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Kiungo's `matching` package (see docs/architecture.md); its capabilities arrive with later issues."""
+
+__all__: list[str] = []
