@@ -1,0 +1,171 @@
+"""The node's HTTP application: X-Road REST and SOAP, metaservices, health, metrics and the operator API."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from lxml import etree
+from starlette.responses import Response
+
+from gateway import errors, rest, soap
+from gateway.errors import GatewayError
+from gateway.identifiers import ClientId, IdentifierError, ServiceId
+from gateway.node import Node
+from gateway.settings import NodeSettings
+
+REST_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+_SOAP_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"text/xml": {"schema": {"type": "string", "description": "SOAP 1.1 envelope with X-Road headers"}}},
+    }
+}
+
+
+def create_app(settings: NodeSettings) -> FastAPI:
+    node = Node(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await node.aclose()
+
+    app = FastAPI(
+        title=f"Kiungo gateway: {settings.name}",
+        version="1",
+        description=(
+            "An X-Road-style gateway node. Clients call services with the X-Road message protocol for REST "
+            "(`/r1/{serviceId}[/path]`) or for SOAP (POST `/`), presenting their access token in "
+            "`X-Kiungo-Client-Token` and the purpose of the exchange in `X-Road-PDU-Purpose` (REST) or "
+            "`pdu:purpose` (SOAP). Gateway errors carry `X-Road-Error`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.node = node
+    max_body = settings.server.max_body_bytes
+
+    async def rest_exchange(request: Request) -> Response:
+        return await rest.handle(request, node.pipeline, node.meta, max_body=max_body)
+
+    for method in REST_METHODS:
+        app.add_api_route(
+            "/r1/{target:path}",
+            rest_exchange,
+            methods=[method],
+            name=f"rest_{method.lower()}",
+            operation_id=f"rest_{method.lower()}",
+            summary=f"X-Road REST exchange ({method})",
+            tags=["exchange"],
+        )
+
+    @app.post("/", tags=["exchange"], summary="X-Road SOAP exchange", openapi_extra=_SOAP_BODY)
+    async def soap_exchange(request: Request) -> Response:
+        return await soap.handle(
+            request, node.pipeline, node.meta, max_body=max_body, max_depth=settings.server.max_xml_depth
+        )
+
+    @app.get("/listClients", tags=["metaservices"], summary="Members and subsystems known to this node")
+    async def list_clients(request: Request) -> Response:
+        listing = node.meta.list_clients()
+        if "xml" in request.headers.get("accept", ""):
+            root = etree.Element(f"{{{soap.XROAD}}}clientList", nsmap={"xroad": soap.XROAD, "id": soap.IDENT})
+            for cid, name in listing:
+                member = etree.SubElement(root, f"{{{soap.XROAD}}}member")
+                etree.SubElement(member, f"{{{soap.XROAD}}}name").text = name
+                member.append(soap.identifier_element(f"{{{soap.XROAD}}}id", cid))
+            return Response(etree.tostring(root, xml_declaration=True, encoding="UTF-8"), media_type="text/xml")
+        members = [{"id": _json_id(cid), "name": name} for cid, name in listing]
+        return JSONResponse({"member": members})
+
+    @app.get("/wsdl", tags=["metaservices"], summary="getWsdl: the WSDL of a SOAP service, pointing at this node")
+    async def get_wsdl(
+        request: Request,
+        xRoadInstance: str,
+        memberClass: str,
+        memberCode: str,
+        subsystemCode: str,
+        serviceCode: str,
+        version: str | None = None,
+    ) -> Response:
+        text = "/".join(
+            [xRoadInstance, memberClass, memberCode, subsystemCode, serviceCode] + ([version] if version else [])
+        )
+        try:
+            sid = ServiceId.parse(text)
+            document = await node.meta.wsdl(sid, str(request.base_url))
+        except IdentifierError as exc:
+            return rest.error_response(GatewayError(errors.INVALID_SERVICE_ID, str(exc)), "")
+        except GatewayError as exc:
+            return rest.error_response(exc, "")
+        return Response(document, media_type="text/xml; charset=utf-8")
+
+    @app.get("/health", tags=["operations"], summary="Liveness and what the node hosts")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "instance": settings.instance,
+            "name": settings.name,
+            "subsystems": len(node.catalog.subsystems),
+            "services": sum(len(s.services) for s in node.catalog.subsystems.values()),
+        }
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/api/operator/monitoring", tags=["operations"], summary="Operational monitoring records")
+    def monitoring(
+        request: Request,
+        since: Annotated[int | None, Query(description="from this time, ms since the epoch")] = None,
+        until: Annotated[int | None, Query(description="before this time, ms since the epoch")] = None,
+        client: Annotated[str | None, Query(description="client subsystem id")] = None,
+        service: Annotated[str | None, Query(description="service id")] = None,
+        after_seq: Annotated[int, Query(ge=0, description="page: records after this seq")] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Response:
+        denied = _operator_denied(request, settings.operator.token_sha256)
+        if denied is not None:
+            return denied
+        records = node.monitor.query(
+            since=since, until=until, client=client, service=service, after_seq=after_seq, limit=limit
+        )
+        return JSONResponse({"records": records})
+
+    return app
+
+
+def _json_id(cid: ClientId) -> dict[str, str]:
+    out = {
+        "object_type": cid.object_type,
+        "xroad_instance": cid.instance,
+        "member_class": cid.member_class,
+        "member_code": cid.member_code,
+    }
+    if cid.subsystem is not None:
+        out["subsystem_code"] = cid.subsystem
+    return out
+
+
+def _operator_denied(request: Request, token_sha256: str | None) -> Response | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    ok = (
+        token_sha256 is not None
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), token_sha256)
+    )
+    if ok:
+        return None
+    error = GatewayError(
+        errors.OPERATOR_AUTHENTICATION, "the operator API needs `Authorization: Bearer <operator token>`"
+    )
+    response = rest.error_response(error, "")
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+

@@ -1,0 +1,194 @@
+"""One exchange through the node: its context, its checks, the call to the provider, its record.
+
+The protocol modules (REST, SOAP) parse their wire format into an `Exchange` and render the answer;
+everything in between (who is calling, what may be called, reaching the system, the monitoring record
+and metrics) is here, once for both.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from connectors import (
+    Connector,
+    ConnectorError,
+    ConnectorTimeout,
+    InvalidRequestError,
+    MalformedResponseError,
+    ServiceRequest,
+    ServiceResponse,
+    UnreachableError,
+    UpstreamError,
+)
+from gateway import errors
+from gateway.catalog import Catalog, LocalClient, LocalService
+from gateway.errors import GatewayError
+from gateway.identifiers import ClientId, ServiceId
+from gateway.metrics import NodeMetrics
+from gateway.monitoring import OperationalMonitor, OperationalRecord
+
+MAX_HEADER_VALUE = 255
+_PURPOSE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What is known about one exchange as it proceeds; becomes its operational record at the end."""
+
+    protocol: str
+    id: str = ""
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    client: ClientId | None = None
+    service: ServiceId | None = None
+    user_id: str | None = None
+    issue: str | None = None
+    represented_party: str | None = None
+    purpose: str | None = None
+    legal_basis: str | None = None
+    consent_reference: str | None = None
+    protocol_version: str | None = None
+    method: str | None = None
+    path_template: str | None = None
+    request_size: int = 0
+    response_size: int | None = None
+    status_code: int | None = None
+    request_in_ts: int = field(default_factory=now_ms)
+    request_out_ts: int | None = None
+    response_in_ts: int | None = None
+    started: float = field(default_factory=time.perf_counter)
+    resolved: bool = False  # the service is one this node offers (safe as a metrics label)
+
+    def record(self, error: GatewayError | None) -> OperationalRecord:
+        return OperationalRecord(
+            message_id=self.id,
+            request_id=self.request_id,
+            security_server_type="Producer",
+            protocol=self.protocol,
+            request_in_ts=self.request_in_ts,
+            request_out_ts=self.request_out_ts,
+            response_in_ts=self.response_in_ts,
+            response_out_ts=now_ms(),
+            client_id=str(self.client) if self.client else None,
+            service_id=str(self.service) if self.service else None,
+            message_user_id=self.user_id,
+            message_issue=self.issue,
+            message_protocol_version=self.protocol_version,
+            purpose=self.purpose,
+            rest_method=self.method,
+            rest_path=self.path_template,
+            request_size=self.request_size,
+            response_size=self.response_size,
+            status_code=error.status if error else self.status_code,
+            succeeded=error is None,
+            fault_code=error.code if error else None,
+            fault_string=error.message if error else None,
+        )
+
+
+def header_value(value: str | None, name: str, *, required: bool = False) -> str | None:
+    """A bounded, printable header value (X-Road ids, user ids, issues); None when absent."""
+    if value is None or value == "":
+        if required:
+            raise GatewayError(errors.MISSING_HEADER, f"the {name} header is required")
+        return None
+    if len(value) > MAX_HEADER_VALUE or not _PRINTABLE.fullmatch(value):
+        raise GatewayError(
+            errors.INVALID_HEADER, f"{name} must be printable ASCII of at most {MAX_HEADER_VALUE} characters"
+        )
+    return value
+
+
+def check_purpose(value: str | None, name: str) -> str:
+    if not value:
+        raise GatewayError(
+            errors.MISSING_PURPOSE, f"the purpose of the exchange is required ({name}); no purpose, no exchange"
+        )
+    if not _PURPOSE.fullmatch(value):
+        raise GatewayError(
+            errors.INVALID_PURPOSE, f"{name} must be a purpose code: letters, digits and ._:- (at most 128 characters)"
+        )
+    return value
+
+
+class Pipeline:
+    """The checks and the provider call shared by every protocol."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        connectors: Mapping[str, Connector],
+        monitor: OperationalMonitor,
+        metrics: NodeMetrics,
+        provider_timeout: float,
+    ) -> None:
+        self.catalog = catalog
+        self.connectors = connectors
+        self.monitor = monitor
+        self.metrics = metrics
+        self.provider_timeout = provider_timeout
+
+    @asynccontextmanager
+    async def recorded(self, ex: Exchange) -> AsyncIterator[None]:
+        """Count the exchange while it runs and write its record however it ends."""
+        self.metrics.in_flight.inc()
+        error: GatewayError | None = None
+        try:
+            yield
+        except GatewayError as exc:
+            error = exc
+            raise
+        except Exception:
+            error = GatewayError(errors.INTERNAL_ERROR, "internal error")
+            raise
+        finally:
+            self.metrics.in_flight.dec()
+            label = str(ex.service) if ex.resolved and ex.service else "unknown"
+            outcome = error.code if error else "ok"
+            self.metrics.observe(label, ex.protocol, outcome, time.perf_counter() - ex.started)
+            self.monitor.add(ex.record(error))
+
+    def authorize(self, ex: Exchange, token: str | None, expected_type: str) -> tuple[LocalClient, LocalService]:
+        """The client is registered and authenticated; the service exists, has this type, and admits it."""
+        assert ex.client is not None
+        assert ex.service is not None
+        client = self.catalog.client(ex.client, token)
+        service = self.catalog.service(ex.service)
+        ex.resolved = True
+        if service.type != expected_type:
+            raise GatewayError(errors.INVALID_SERVICE_TYPE, f"service {ex.service} is a {service.type.upper()} service")
+        if not service.allows(client.id):
+            raise GatewayError(errors.ACCESS_DENIED, f"client {client.id} may not call {ex.service}")
+        return client, service
+
+    async def call(self, ex: Exchange, service: LocalService, request: ServiceRequest) -> ServiceResponse:
+        """Call the provider's system; connector failures become the gateway's coded errors."""
+        connector = self.connectors[service.system]
+        ex.request_out_ts = now_ms()
+        try:
+            response = await connector.call(request)
+        except UnreachableError as exc:
+            raise GatewayError(errors.NETWORK_ERROR, f"the provider's system could not be reached: {exc}") from None
+        except ConnectorTimeout as exc:
+            raise GatewayError(errors.SERVICE_TIMEOUT, f"the provider's system did not answer in time: {exc}") from None
+        except MalformedResponseError as exc:
+            raise GatewayError(errors.INVALID_RESPONSE, f"the provider's system answered badly: {exc}") from None
+        except InvalidRequestError as exc:
+            raise GatewayError(errors.BAD_REQUEST, str(exc)) from None
+        except UpstreamError as exc:  # not raised for pass-through calls, kept for completeness
+            raise GatewayError(errors.SERVICE_FAILED, str(exc)) from None
+        except ConnectorError as exc:
+            raise GatewayError(errors.SERVICE_FAILED, str(exc)) from None
+        ex.response_in_ts = now_ms()
+        ex.status_code = response.status
+        ex.response_size = len(response.content)
+        return response

@@ -1,0 +1,175 @@
+"""A node's settings: a TOML file, overridable by `KIUNGO_*` environment variables, checked at start.
+
+Every mistake is reported at once with the setting it concerns, so an operator fixes a file in one go
+instead of one crash at a time.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.errors import ConfigError
+from gateway.identifiers import ClientId, IdentifierError, ServiceId, check_part
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    max_xml_depth: int = Field(64, ge=8, le=1024)
+    provider_timeout: float = Field(30.0, gt=0, le=600, description="seconds for a provider to answer")
+
+
+class ClientSettings(_Strict):
+    """A local client subsystem: an information system that calls services through this node."""
+
+    name: str = ""
+    token_sha256: str = Field(description="SHA-256 (hex) of the subsystem's access token; the token stays with it")
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        v = v.lower()
+        if not _SHA256.fullmatch(v):
+            raise ValueError("must be 64 hexadecimal characters (sha256 of the token)")
+        return v
+
+
+class SubsystemSettings(_Strict):
+    name: str = ""
+
+
+class ServiceSettings(_Strict):
+    """A service offered by a subsystem this node hosts, and the system that answers it."""
+
+    system: str
+    type: Literal["rest", "soap"]
+    operation: str = Field("", description="SOAP: the operation; REST: the base path the client's path follows")
+    openapi: str | None = Field(None, description="REST: where the system publishes its OpenAPI (path or URL)")
+    allow: list[str] = Field(default_factory=list, description="client subsystems allowed to call it")
+    description: str = ""
+
+    @field_validator("allow")
+    @classmethod
+    def _clients(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if item != "*":
+                ClientId.parse(item)
+        return v
+
+
+class OperatorSettings(_Strict):
+    token_sha256: str | None = Field(None, description="SHA-256 (hex) of the operator API token")
+
+
+class NodeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KIUNGO_", env_nested_delimiter="__", extra="forbid", frozen=True)
+
+    instance: str = Field(description="federation instance code, e.g. ZZ")
+    name: str = "Kiungo gateway"
+    data_dir: Path = Path("var/gateway")
+    server: ServerSettings = ServerSettings()
+    operator: OperatorSettings = OperatorSettings()
+    clients: dict[str, ClientSettings] = Field(default_factory=dict)
+    subsystems: dict[str, SubsystemSettings] = Field(default_factory=dict)
+    systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    services: dict[str, ServiceSettings] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)  # the environment overrides the file
+
+    @field_validator("instance")
+    @classmethod
+    def _instance(cls, v: str) -> str:
+        try:
+            return check_part(v, "instance")
+        except IdentifierError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NodeSettings:
+        problems: list[str] = []
+        for key in self.clients:
+            problems += _id_problems(f"clients.{key}", key, self.instance, subsystem=True)
+        for key in self.subsystems:
+            problems += _id_problems(f"subsystems.{key}", key, self.instance, subsystem=True)
+        for key, service in self.services.items():
+            where = f"services.{key}"
+            try:
+                sid = ServiceId.parse(key)
+            except IdentifierError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+            if sid.provider.instance != self.instance:
+                problems.append(f"{where}: instance {sid.provider.instance} is not this node's ({self.instance})")
+            if str(sid.provider) not in self.subsystems:
+                problems.append(f"{where}: subsystem {sid.provider} is not listed in [subsystems]")
+            if service.system not in self.systems:
+                problems.append(f"{where}: system {service.system!r} is not defined in [systems]")
+            if service.type == "soap" and not service.operation:
+                problems.append(f"{where}: a SOAP service needs `operation`")
+            if service.type == "rest" and service.operation and not service.operation.startswith("/"):
+                problems.append(f"{where}: a REST service's `operation` is a base path starting with /")
+            for client in service.allow:
+                if client != "*" and client not in self.clients:
+                    problems.append(f"{where}: allowed client {client} is not listed in [clients]")
+        for name, system in self.systems.items():
+            if "connector" not in system:
+                problems.append(f'systems.{name}: needs `connector` (e.g. "rest" or "soap")')
+        if problems:
+            raise ValueError("\n  - ".join(problems))
+        return self
+
+
+def _id_problems(where: str, key: str, instance: str, *, subsystem: bool) -> list[str]:
+    try:
+        cid = ClientId.parse(key, require_subsystem=subsystem)
+    except IdentifierError as exc:
+        return [f"{where}: {exc}"]
+    if cid.instance != instance:
+        return [f"{where}: instance {cid.instance} is not this node's ({instance})"]
+    return []
+
+
+def load(path: Path) -> NodeSettings:
+    """Read and check a node's settings file, with the environment's overrides."""
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"no node configuration at {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return from_mapping(raw, source=str(path))
+
+
+def from_mapping(raw: dict[str, Any], *, source: str = "settings") -> NodeSettings:
+    try:
+        return NodeSettings(**raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            lines.append(f"  - {loc + ': ' if loc else ''}{msg}")
+        raise ConfigError(f"{source} has {len(lines)} problem(s):\n" + "\n".join(lines)) from None
