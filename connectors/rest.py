@@ -123,7 +123,7 @@ class RestConnector(AsyncCloseContext):
                 headers.setdefault("content-type", "application/json")
             else:
                 query = {k: _query_value(v) for k, v in rest.items()}
-        return self._client.build_request(method, path, params=query, content=content, headers=headers)
+        return self._client.build_request(method, path, params=query or None, content=content, headers=headers)
 
     async def _send(self, built: httpx.Request, timeout: float | None) -> tuple[int, httpx.Headers, bytes]:
         if timeout is not None:

@@ -118,7 +118,7 @@ def build_connectors(systems: Mapping[str, Any]) -> dict[str, Connector]:
     connectors: dict[str, Connector] = {}
     for name, settings in systems.items():
         if not isinstance(settings, Mapping) or "connector" not in settings:
-            raise ConfigurationError(f"system {name!r} needs a `connector` kind (e.g. \"rest\" or \"soap\")")
+            raise ConfigurationError(f'system {name!r} needs a `connector` kind (e.g. "rest" or "soap")')
         rest = {k: v for k, v in settings.items() if k != "connector"}
         connectors[name] = plugins.load(str(settings["connector"])).from_config(name, rest)
     return connectors

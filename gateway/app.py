@@ -168,4 +168,3 @@ def _operator_denied(request: Request, token_sha256: str | None) -> Response | N
     response = rest.error_response(error, "")
     response.headers["WWW-Authenticate"] = "Bearer"
     return response
-

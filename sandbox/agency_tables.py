@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from sandbox import noise, phonetic
 from sandbox.copies import Copier, Copy, codes, iso, iso_or_none
-from sandbox.documents import Documents, formatted, unique_numbers
+from sandbox.documents import NONE, Documents, formatted, present, unique_numbers
 from sandbox.economy import (
     BUSINESS,
     CONTRIBUTION_RATE,
@@ -76,7 +76,7 @@ def _days_from_year(rng: np.random.Generator, years: IntArray) -> IntArray:
 def _join_second(rng: np.random.Generator, c: Copy, share: float) -> ObjArray:
     """Agencies with one name field often hold 'given second' in it."""
     given = c.given.copy()
-    for i in np.flatnonzero(np.not_equal(c.second, None) & (rng.random(len(given)) < share)).tolist():
+    for i in np.flatnonzero(present(c.second) & (rng.random(len(given)) < share)).tolist():
         given[i] = f"{given[i]} {c.second[i]}"
     return given
 
@@ -95,7 +95,7 @@ def cra(country: Country) -> Agency:
     pop, docs, geo = country.pop, country.docs, country.geo
     profile = PROFILES["cra"]
     rng, prng = country.copier.streams("cra")
-    registered = np.flatnonzero(docs.has_national_id() | np.not_equal(docs.birth_cert, None))
+    registered = np.flatnonzero(docs.has_national_id() | present(docs.birth_cert))
     person, dup = country.copier.with_duplicates(rng, registered, profile.duplicate)
     order, record_id = _sorted(unique_numbers(rng, len(person), 0, 10**9), "CRA", 9)
     person, dup = person[order], dup[order]
@@ -106,11 +106,11 @@ def cra(country: Country) -> Agency:
     nid = c.national_id
     r = rng.random(k)
     nid[dup & (r < 0.55)] = None
-    reissued = np.flatnonzero(dup & (r >= 0.55) & (r < 0.85) & np.not_equal(nid, None))
+    reissued = np.flatnonzero(dup & (r >= 0.55) & (r < 0.85) & present(nid))
     nid[reissued] = docs.spare_national_ids[: len(reissued)]
     cert = np.asarray(docs.birth_cert[person]).copy()
     cert[dup & (rng.random(k) < 0.5)] = None
-    has_cert = np.not_equal(cert, None)
+    has_cert = present(cert)
 
     # Mother's name: from the birth record, or asked at ID registration; linked when she is registered.
     names = country.copier.names
@@ -140,8 +140,8 @@ def cra(country: Country) -> Agency:
     # Household registration is partial.
     hh = pop.household[person]
     in_hh = rng.random(k) < 0.7
-    household_id = np.where(in_hh, country.household_ids[hh], None)
-    relationship = np.where(in_hh, np.asarray(RELATIONSHIPS, dtype=object)[pop.role[person]], None)
+    household_id = np.where(in_hh, country.household_ids[hh], NONE)
+    relationship = np.where(in_hh, np.asarray(RELATIONSHIPS, dtype=object)[pop.role[person]], NONE)
 
     # Deaths: registered on the first record only, days to months late, more often in towns.
     death = pop.death_day[person]
@@ -158,7 +158,7 @@ def cra(country: Country) -> Agency:
         birth + ((16.0 + rng.uniform(0.0, 12.0, k)) * DAYS_PER_YEAR).astype(np.int64),
         int(np.datetime64("2000-01-01", "D").astype(np.int64)) + rng.integers(0, 6 * 365, k),
     )
-    reg = np.where(np.not_equal(docs.birth_cert[person], None), at_birth, at_id)
+    reg = np.where(present(docs.birth_cert[person]), at_birth, at_id)
     reg = np.where(dup, reg + rng.integers(30, 10 * 365, k), reg)
     registered_on = iso(np.minimum(reg, TODAY))
 
@@ -262,8 +262,6 @@ def ssf(country: Country) -> Agency:
     status = status_names[econ.member[person]]
     status[knows_death] = "deceased"
     first, last = econ.contrib_first[person], econ.contrib_last[person]
-    death_year = year_of(np.maximum(pop.death_day[person], 0))
-    last = np.where(dead & (first >= 0), np.minimum(last, death_year), last)
     joined = np.where(first >= 0, _days_from_year(rng, np.maximum(first, 1971)), econ.pension_start_day[person])
     member: Columns = {
         "ssn": ssn,
@@ -344,7 +342,7 @@ def msp(country: Country) -> Agency:
     caregiver_nid = np.full(k, None, dtype=object)
     cg_nid = np.asarray(docs.national_id[cg]).copy()
     cg_nid[rng.random(len(cg)) < 0.15] = None
-    for i in np.flatnonzero(np.not_equal(cg_nid, None) & (rng.random(len(cg)) < profile.nid_typo)).tolist():
+    for i in np.flatnonzero(present(cg_nid) & (rng.random(len(cg)) < profile.nid_typo)).tolist():
         cg_nid[i] = noise.national_id(cg_nid[i], prng)
     caregiver_nid[has_carer] = cg_nid
 

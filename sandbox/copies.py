@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sandbox import noise
-from sandbox.documents import Documents
+from sandbox.documents import Documents, present
 from sandbox.geography import Geography
 from sandbox.noise import NoiseProfile
 from sandbox.population import DAYS_PER_YEAR, TODAY, Population, year_of
@@ -76,7 +76,7 @@ class Copier:
         self.pop = pop
         self.docs = docs
         # Index -1 (no second name) lands on the trailing None.
-        self.names = np.append(names, None)
+        self.names = np.append(names, np.array([None], dtype=object))
 
     def streams(self, agency: str) -> tuple[np.random.Generator, random.Random]:
         salt = int.from_bytes(agency.encode(), "big")
@@ -135,9 +135,9 @@ class Copier:
         district = geo.village_district[village]
 
         nid = np.asarray(self.docs.national_id[person]).copy()
-        has = np.not_equal(nid, None)
+        has = present(nid)
         nid[has & (rng.random(k) < profile.missing_nid)] = None
-        for i in np.flatnonzero(np.not_equal(nid, None) & (rng.random(k) < profile.nid_typo)).tolist():
+        for i in np.flatnonzero(present(nid) & (rng.random(k) < profile.nid_typo)).tolist():
             nid[i] = noise.national_id(nid[i], prng)
 
         sex = np.where(pop.female[person], "F", "M").astype(object)

@@ -21,6 +21,15 @@ BoolArray = npt.NDArray[np.bool_]
 ObjArray = npt.NDArray[np.object_]
 
 
+#: A None that numpy's typed API accepts, for elementwise tests and fills of nullable columns.
+NONE = np.array(None, dtype=object)
+
+
+def present(values: ObjArray) -> BoolArray:
+    """Which entries of a nullable column hold a value."""
+    return np.asarray(np.not_equal(values, NONE))
+
+
 @dataclass
 class Documents:
     national_id: ObjArray  # str or None, per person
@@ -31,7 +40,7 @@ class Documents:
     spare_national_ids: list[str]
 
     def has_national_id(self) -> BoolArray:
-        return np.asarray(np.not_equal(self.national_id, None))
+        return present(self.national_id)
 
 
 def unique_numbers(rng: np.random.Generator, n: int, low: int, high: int) -> IntArray:

@@ -19,7 +19,7 @@ from sandbox.population import DAYS_PER_YEAR, TODAY, Population, year_of
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-POVERTY_LINE = 30_000  # yearly income per household member
+POVERTY_LINE = 18_000  # yearly income per household member
 #: Last complete tax year at the reference date, and how many years of returns the authority keeps.
 LAST_TAX_YEAR = 2025
 TAX_YEARS = 5
@@ -178,15 +178,20 @@ def build(rng: np.random.Generator, geo: Geography, pop: Population) -> Economy:
         CURRENT_YEAR,
         np.where(member == MEMBER_INACTIVE, CURRENT_YEAR - rng.integers(1, 9, n), pension_year - 1),
     )
+    birth_year = pop.birth_year()
+    last = np.where(member == MEMBER_INACTIVE, np.maximum(last, birth_year + 18), last)
+    died_year = np.where(alive, CURRENT_YEAR, year_of(np.maximum(pop.death_day, 0)))
+    last = np.minimum(last, died_year)
     first = np.where(
         active, CURRENT_YEAR + 1 - CONTRIBUTION_YEARS, last + 1 - rng.integers(1, CONTRIBUTION_YEARS + 1, n)
     )
-    birth_year = pop.birth_year()
     first = np.maximum(first, birth_year + 18)
     # Half the employees who started their job within the window worked somewhere else before it.
     switched = active & (formal_kind == EMPLOYMENT) & (job_start_year > first) & (rng.random(n) < 0.5)
     first = np.where(active & ~switched, np.maximum(first, job_start_year), first)
     has_history = (member >= 0) & (pension_kind != SURVIVOR) & (first <= last)
+    # A past contributor is one with a history; the rest never joined.
+    member[(member == MEMBER_INACTIVE) & ~has_history] = MEMBER_NONE
     past_private = n_public + np.minimum(rng.zipf(1.6, n) - 1, len(employers) - n_public - 1)
     past_employer = np.where(rng.random(n) < 0.3, rng.integers(0, n_public, n), past_private)
     contrib_employer = np.where(active, employer, past_employer)

@@ -21,6 +21,7 @@ import numpy as np
 from sandbox import agency_tables, documents, economy, enrolment, geography, names, population, schema
 from sandbox.agency_tables import Agency, Columns, Country
 from sandbox.copies import Copier, codes, iso, iso_or_none
+from sandbox.documents import NONE
 from sandbox.noise import PROFILES
 from sandbox.population import RELATIONSHIPS
 
@@ -49,7 +50,7 @@ def _insert(conn: sqlite3.Connection, table: str, columns: Columns) -> int:
     names_ = list(columns)
     values = list(columns.values())
     n = len(values[0])
-    placeholders = ', '.join('?' * len(names_))
+    placeholders = ", ".join("?" * len(names_))
     # Table and column names come from this module and the schema, never from input.
     sql = f"INSERT INTO {table} ({', '.join(names_)}) VALUES ({placeholders})"  # noqa: S608
     for start in range(0, n, _CHUNK):
@@ -98,7 +99,7 @@ def _truth_tables(country: Country, agencies: dict[str, Agency]) -> dict[str, Co
         "birth_date": iso(pop.birth_day),
         "death_date": iso_or_none(pop.death_day),
         "tradition": np.asarray(names.TRADITION_CODES, dtype=object)[pop.tradition],
-        "mother_id": np.where(pop.mother >= 0, pop.mother + 1, None),
+        "mother_id": np.where(pop.mother >= 0, pop.mother + 1, NONE),
         "household_id": country.household_ids[hh],
         "relationship": np.asarray(RELATIONSHIPS, dtype=object)[pop.role],
         "district_code": codes(geo.district_codes, pop.hh_district[hh]),

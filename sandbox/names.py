@@ -160,7 +160,7 @@ def _faker_list(locale: str, attr: str) -> tuple[list[str], list[float] | None]:
 def _zipf(n: int) -> npt.NDArray[np.float64]:
     """Name frequencies are heavy-headed: a few names are very common, which matters for matching."""
     w = 1.0 / (np.arange(n, dtype=np.float64) + 4.0) ** 0.9
-    return w / w.sum()
+    return np.asarray(w / w.sum(), dtype=np.float64)
 
 
 @cache
@@ -187,7 +187,7 @@ def pool() -> NamePool:
         for name, w in zip(items, given, strict=True):
             seen[name] = seen.get(name, 0.0) + w
         arr = np.asarray(list(seen.values()), dtype=np.float64)
-        return arr / arr.sum()
+        return np.asarray(arr / arr.sum(), dtype=np.float64)
 
     traditions = []
     for spec in TRADITIONS:

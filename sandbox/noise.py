@@ -81,9 +81,9 @@ PROFILES: dict[str, NoiseProfile] = {
         duplicate=0.0,
     ),
     "msp": NoiseProfile(
-        typo=0.04,
-        translit=0.06,
-        nickname=0.05,
+        typo=0.03,
+        translit=0.04,
+        nickname=0.03,
         swap=0.03,
         upper=0.3,
         year_only=(0.03, 0.2, 0.5),

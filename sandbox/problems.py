@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -151,6 +152,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    # A database failure is expected in operation: answered and logged in one line. Anything else is a
+    # bug, answered the same way but also logged with its traceback by the server.
+    app.add_exception_handler(sqlite3.Error, _on_crash)
     app.add_exception_handler(Exception, _on_crash)
 
 

@@ -8,7 +8,6 @@ addresses are known up front; they are published in `sandbox.json` for the gatew
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -21,11 +20,10 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-import uvicorn
-import uvloop
 from starlette.types import ASGIApp
 
-from sandbox import cra, msp, ssf, tax
+from gateway.server import ServerThread, base_url, bind, url_host
+from sandbox import cra, federation, msp, ssf, tax
 from sandbox.agencydb import AgencyDb
 from sandbox.schema import AGENCY_FILES
 
@@ -48,15 +46,6 @@ SYSTEMS: dict[str, System] = {
     "msp": System("Ministry of Social Protection programme MIS", f"{INSTANCE}/GOV/MSP", "rest"),
 }
 _REST_PATHS: dict[str, tuple[str, ...]] = {"tax": tax.PATHS, "ssf": ssf.PATHS, "msp": msp.PATHS}
-
-
-def url_host(host: str) -> str:
-    """The host as it goes in a URL: a wildcard address is reached on loopback, IPv6 is bracketed."""
-    if host in ("", "0.0.0.0"):  # noqa: S104 - naming the wildcard, not binding to it
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
 
 
 def build_manifest(host: str, ports: Mapping[str, int], country_dir: Path | None = None) -> dict[str, Any]:
@@ -99,20 +88,6 @@ def build_apps(dbs: Mapping[str, AgencyDb]) -> dict[str, ASGIApp]:
     }
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(addr)
-        sock.listen(2048)
-        sock.set_inheritable(True)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 class SandboxServers:
     """The four agency systems on loopback (or `host`), for as long as the context lasts.
 
@@ -128,19 +103,20 @@ class SandboxServers:
         first_port: int = 0,
         manifest_path: Path | None = None,
         startup_timeout: float = 20.0,
+        gateway: bool = True,
+        data_dir: Path | None = None,
     ) -> None:
         self.country_dir = Path(country_dir)
         self.host = host
         self.first_port = first_port
         self.manifest_path = manifest_path
         self.startup_timeout = startup_timeout
+        self.gateway = gateway
+        self.data_dir = data_dir or self.country_dir / "gateway"
         self.manifest: dict[str, Any] = {}
         self._dbs: dict[str, AgencyDb] = {}
         self._sockets: dict[str, socket.socket] = {}
-        self._servers: dict[str, uvicorn.Server] = {}
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._thread: ServerThread | None = None
 
     def __enter__(self) -> SandboxServers:
         self.start()
@@ -153,7 +129,7 @@ class SandboxServers:
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and self._thread.alive
 
     def base_url(self, system: str) -> str:
         url: str = self.manifest["systems"][system]["base_url"]
@@ -166,66 +142,46 @@ class SandboxServers:
             for code in SYSTEM_ORDER:
                 self._dbs[code] = AgencyDb(self.country_dir / AGENCY_FILES[code])
             for i, code in enumerate(SYSTEM_ORDER):
-                self._sockets[code] = _bind(self.host, self.first_port + i if self.first_port else 0)
+                self._sockets[code] = bind(self.host, self.first_port + i if self.first_port else 0)
             ports = {code: int(sock.getsockname()[1]) for code, sock in self._sockets.items()}
             self.manifest = build_manifest(self.host, ports, self.country_dir)
-            for code, app in build_apps(self._dbs).items():
-                config = uvicorn.Config(
-                    app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5
-                )
-                self._servers[code] = uvicorn.Server(config)
-            self._thread = threading.Thread(target=self._run, name="sandbox-servers", daemon=True)
+            apps: dict[str, tuple[ASGIApp, socket.socket]] = {
+                code: (app, self._sockets[code]) for code, app in build_apps(self._dbs).items()
+            }
+            if self.gateway:
+                apps["gateway"] = self._gateway_app()
+            self._thread = ServerThread(apps, name="sandbox-servers", startup_timeout=self.startup_timeout)
             self._thread.start()
-            if not self._ready.wait(self.startup_timeout):
-                raise RuntimeError("the sandbox servers did not start in time")
-            if self._error is not None:
-                raise RuntimeError("the sandbox servers failed to start") from self._error
             if self.manifest_path is not None:
                 write_manifest(self.manifest_path, self.manifest)
         except BaseException:
             self.stop()
             raise
 
+    def _gateway_app(self) -> tuple[ASGIApp, socket.socket]:
+        """A gateway in front of the four systems, its settings written where an operator would look."""
+        from gateway.app import create_app
+        from gateway.settings import from_mapping
+
+        sock = bind(self.host, self.first_port + len(SYSTEM_ORDER) if self.first_port else 0)
+        self._sockets["gateway"] = sock
+        config, tokens = federation.gateway_config(self.manifest["systems"], self.data_dir, host=self.host)
+        config["server"]["port"] = int(sock.getsockname()[1])
+        self.manifest["gateway"] = federation.gateway_manifest(base_url(sock), config, tokens)
+        return create_app(from_mapping(config)), sock
+
     def stop(self) -> None:
-        for server in self._servers.values():
-            server.should_exit = True
         if self._thread is not None:
-            self._thread.join(timeout=15)
-        if self.manifest_path is not None and self._thread is not None:
-            self.manifest_path.unlink(missing_ok=True)
+            self._thread.stop()
+            if self.manifest_path is not None:
+                self.manifest_path.unlink(missing_ok=True)
         for sock in self._sockets.values():
             sock.close()
         for db in self._dbs.values():
             db.close()
-        self._servers.clear()
         self._sockets.clear()
         self._dbs.clear()
         self._thread = None
-
-    def _run(self) -> None:
-        try:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                runner.run(self._serve())
-        except BaseException as exc:  # reported to the starting thread, not lost in this one
-            self._error = exc
-        finally:
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        tasks = [
-            asyncio.create_task(server.serve(sockets=[self._sockets[code]]), name=f"sandbox-{code}")
-            for code, server in self._servers.items()
-        ]
-        while not all(server.started for server in self._servers.values()):
-            failed = [t for t in tasks if t.done()]
-            if failed:
-                for server in self._servers.values():
-                    server.should_exit = True
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise RuntimeError(f"{failed[0].get_name()} stopped during startup") from failed[0].exception()
-            await asyncio.sleep(0.01)
-        self._ready.set()
-        await asyncio.gather(*tasks)
 
 
 def serve_forever(dir: Path, host: str = "127.0.0.1", first_port: int = 0) -> None:
@@ -242,6 +198,12 @@ def serve_forever(dir: Path, host: str = "127.0.0.1", first_port: int = 0) -> No
                 entry = s.manifest["systems"][code]
                 where = entry.get("wsdl") or entry.get("openapi")
                 print(f"{entry['member']:<12} {entry['name']:<45} {where}", flush=True)
+            if "gateway" in s.manifest:
+                print(
+                    f"{'gateway':<12} {'Sandbox gateway (X-Road REST /r1/..., SOAP POST /)':<45} "
+                    f"{s.manifest['gateway']['base_url']}",
+                    flush=True,
+                )
             print(f"wrote {Path(dir) / MANIFEST_FILE}; Ctrl-C stops", flush=True)
             while not stop.wait(0.5):
                 if not s.alive:

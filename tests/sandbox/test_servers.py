@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -55,9 +56,9 @@ def http() -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def civreg(servers: SandboxServers) -> Any:
-    transport = zeep.Transport(timeout=10, operation_timeout=10)  # type: ignore[no-untyped-call]
+    transport = zeep.Transport(timeout=10, operation_timeout=10)
     wsdl = servers.manifest["systems"]["cra"]["wsdl"]
-    return zeep.Client(wsdl, transport=transport).service  # type: ignore[no-untyped-call]
+    return zeep.Client(wsdl, transport=transport).service
 
 
 @pytest.fixture(autouse=True)
@@ -571,14 +572,14 @@ def test_serve_forever_writes_manifest_and_stops_on_sigterm(country: Path, tmp_p
         for system in manifest["systems"].values():
             assert httpx.get(system["base_url"] + "/_sandbox/health", timeout=5).status_code == 200
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        out, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0
         assert not manifest_file.exists()
-        out = proc.stdout.read() if proc.stdout else ""
         assert "ZZ/GOV/CRA" in out
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.communicate()
 
 
 # --- fault injection ------------------------------------------------------------------------------
@@ -723,3 +724,58 @@ def test_invalid_fault_requests(servers: SandboxServers, http: httpx.Client, fau
 
 def test_unknown_control_endpoint(servers: SandboxServers, http: httpx.Client) -> None:
     assert http.get(url(servers, "msp", "/_sandbox/nothing")).status_code == 404
+
+
+# --- a generated country ----------------------------------------------------------------------------
+
+
+def test_generated_records_are_served(country: Path, servers: SandboxServers, http: httpx.Client, civreg: Any) -> None:
+    """Every system answers for records the generator wrote, not only for the known ones."""
+    if not (country / "truth.sqlite").exists():
+        pytest.skip("the generator is not available")
+
+    def sample(agency: str, sql: str) -> list[sqlite3.Row]:
+        conn = sqlite3.connect(country / AGENCY_FILES[agency])
+        conn.row_factory = sqlite3.Row
+        try:
+            return list(conn.execute(sql))
+        finally:
+            conn.close()
+
+    people = sample(
+        "cra",
+        "SELECT * FROM person WHERE national_id IS NOT NULL AND birth_date IS NOT NULL"
+        " AND record_id NOT LIKE 'CRA9000%' ORDER BY record_id LIMIT 15",
+    )
+    assert people
+    for row in people:
+        answer = civreg.GetPersonByNationalId(nationalId=row["national_id"])
+        assert answer.found is True
+        assert answer.person.nationalId == row["national_id"]
+        candidates = civreg.SearchPersons(
+            surname=row["surname"], givenName=row["given_name"], birthDate=row["birth_date"], maxResults=50
+        )
+        best = candidates[0].score
+        assert row["record_id"] in [c.person.recordId for c in candidates if c.score == best]
+    for agency, sql, path in [
+        ("tax", "SELECT tin FROM taxpayer LIMIT 5", "/v1/taxpayers/{}"),
+        ("ssf", "SELECT ssn FROM member LIMIT 5", "/v1/members/{}/contributions"),
+        ("msp", "SELECT beneficiary_no FROM beneficiary LIMIT 5", "/v1/beneficiaries/{}/enrolment"),
+    ]:
+        for (key,) in sample(agency, sql):
+            assert http.get(url(servers, agency, path.format(key))).status_code == 200
+
+
+def test_internal_failures_are_server_errors_without_identifiers_in_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Databases without tables make every query fail: the answer is a clean 500, the log names no one."""
+    for name in AGENCY_FILES.values():
+        sqlite3.connect(tmp_path / name).close()
+    with SandboxServers(tmp_path) as broken, httpx.Client(timeout=10) as http:
+        response = http.get(url(broken, "tax", "/v1/taxpayers/TIN90000001"))
+        problem_of(response, 500, "internal-error")
+        code, error = fault_of(post_soap(http, broken, AGENCY_REQUEST["cra"][2] or b""))
+        assert (code, error) == ("soap:Server", "internal-error")
+    assert "TIN90000001" not in caplog.text
+    assert "9000000001" not in caplog.text
