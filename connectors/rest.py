@@ -8,7 +8,6 @@ temporarily unavailable: a retried POST could pay a benefit twice.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import string
 import time
@@ -28,10 +27,9 @@ from connectors.errors import (
 )
 from connectors.limits import ResponseTooLarge, read_limited
 from connectors.redaction import Redactor
+from connectors.retries import IDEMPOTENT_METHODS, RETRY_STATUSES, backoff
 from connectors.settings import RestSettings, parse
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-RETRY_STATUSES = frozenset({502, 503, 504})
 _DECODED = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FORMATTER = string.Formatter()
@@ -70,7 +68,7 @@ class RestConnector(AsyncCloseContext):
         method = request.method.upper()
         redact = Redactor(request.params.values())
         built = self._build(method, request)
-        tries = 1 + (self.settings.retries if method in IDEMPOTENT else 0)
+        tries = 1 + (self.settings.retries if method in IDEMPOTENT_METHODS else 0)
         started = time.perf_counter()
         for attempt in range(tries):
             last = attempt == tries - 1
@@ -78,14 +76,14 @@ class RestConnector(AsyncCloseContext):
                 status, headers, content = await self._send(built, request.timeout)
             except httpx.ConnectError as exc:
                 if not last:
-                    await self._backoff(attempt)
+                    await backoff(self.settings.retry_backoff, attempt)
                     continue
                 raise UnreachableError(
                     f"cannot connect ({type(exc).__name__})", system=self.name, operation=request.operation
                 ) from None
             except httpx.TimeoutException as exc:
                 if isinstance(exc, httpx.ConnectTimeout) and not last:
-                    await self._backoff(attempt)
+                    await backoff(self.settings.retry_backoff, attempt)
                     continue
                 raise ConnectorTimeout(
                     f"no answer within {request.timeout or self.settings.timeout:g} s ({type(exc).__name__})",
@@ -97,7 +95,7 @@ class RestConnector(AsyncCloseContext):
                     f"broken answer ({type(exc).__name__})", system=self.name, operation=request.operation
                 ) from None
             if status in RETRY_STATUSES and not last:
-                await self._backoff(attempt)
+                await backoff(self.settings.retry_backoff, attempt)
                 continue
             return self._respond(request, redact, status, headers, content, time.perf_counter() - started)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
@@ -185,9 +183,6 @@ class RestConnector(AsyncCloseContext):
             media_type=media_type,
             elapsed=elapsed,
         )
-
-    async def _backoff(self, attempt: int) -> None:
-        await asyncio.sleep(self.settings.retry_backoff * (2**attempt))
 
 
 def _query_value(value: Param) -> str:

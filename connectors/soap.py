@@ -20,6 +20,7 @@ import zeep
 import zeep.exceptions
 import zeep.helpers
 from lxml import etree
+from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
 from connectors.connector import AsyncCloseContext, ServiceRequest, ServiceResponse
@@ -33,6 +34,7 @@ from connectors.errors import (
 )
 from connectors.limits import ResponseTooLarge, read_limited
 from connectors.redaction import Redactor
+from connectors.retries import RETRY_STATUSES, backoff
 from connectors.settings import SoapSettings, parse
 
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -42,6 +44,7 @@ _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd
 # What the transport saw during the current call: whether anything was sent, and the raw answer.
 _sent: contextvars.ContextVar[bool] = contextvars.ContextVar("kiungo_soap_sent", default=False)
 _raw: contextvars.ContextVar[bytes] = contextvars.ContextVar("kiungo_soap_raw", default=b"")
+_status: contextvars.ContextVar[int] = contextvars.ContextVar("kiungo_soap_status", default=0)
 
 
 class _Transport(AsyncTransport):
@@ -60,6 +63,7 @@ class _Transport(AsyncTransport):
         finally:
             await response.aclose()
         _raw.set(content)
+        _status.set(response.status_code)
         return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
 
 
@@ -114,10 +118,11 @@ class SoapConnector(AsyncCloseContext):
             try:
                 result, raw = await self._invoke(operation, params, request)
                 break
-            except UnreachableError:
-                if attempt == retries:
+            except (UnreachableError, UpstreamError) as exc:
+                transient = isinstance(exc, UnreachableError) or exc.status in RETRY_STATUSES
+                if attempt == retries or not transient:
                     raise
-                await asyncio.sleep(self.settings.retry_backoff * (2**attempt))
+                await backoff(self.settings.retry_backoff, attempt)
         return ServiceResponse(
             status=200,
             headers={},
@@ -148,7 +153,7 @@ class SoapConnector(AsyncCloseContext):
         except zeep.exceptions.Fault as fault:
             raise UpstreamError(
                 f"SOAP Fault {fault.code or ''}".rstrip(),
-                status=500,
+                status=_status.get() or 500,
                 code=str(fault.code) if fault.code else None,
                 detail=redact(str(fault.message or "")) or None,
                 **where,
@@ -247,7 +252,7 @@ class SoapConnector(AsyncCloseContext):
         if service is None:
             raise ConfigurationError("the WSDL defines no service", system=self.name)
         if self._endpoint:
-            service = client.create_service(service._binding.name.text, self._endpoint)
+            service = AsyncServiceProxy(client, service._binding, address=self._endpoint)
         else:
             self._endpoint = service._binding_options["address"]
         return service

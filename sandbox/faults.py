@@ -6,8 +6,10 @@ purpose with `POST /_sandbox/fault` and count the requests it received (retries 
 app as much as the REST ones) and a delay sleeps without blocking the event loop.
 
 Control endpoints, never faulted nor counted:
-- `POST /_sandbox/fault` `{"mode": "none"|"delay"|"error"|"garbage", "seconds": float, "count": int|null}`:
-  apply `mode` to the next `count` agency requests (null: until cleared); resets the hit counter.
+- `POST /_sandbox/fault` `{"mode": "none"|"delay"|"error"|"unavailable"|"garbage", "seconds": float,
+  "count": int|null}`: apply `mode` to the next `count` agency requests (null: until cleared); resets
+  the hit counter. `error` answers 500, `unavailable` 503 (what a retry may cure), `garbage` a broken
+  body, `delay` sleeps `seconds` first.
 - `GET /_sandbox/fault`: the fault in force. `GET /_sandbox/hits`: `{"hits": n}`.
 - `GET /_sandbox/health`: `{"status": "ok"}`.
 """
@@ -15,6 +17,7 @@ Control endpoints, never faulted nor counted:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import threading
@@ -25,7 +28,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTROL_PREFIX = "/_sandbox/"
-MODES = ("none", "delay", "error", "garbage")
+MODES = ("none", "delay", "error", "unavailable", "garbage")
 MAX_DELAY = 600.0
 _MAX_CONTROL_BODY = 4096
 
@@ -142,6 +145,9 @@ class FaultInjection:
         mode, seconds = self.state.take()
         if mode == "error":
             await _send(send, self.error)
+            return
+        if mode == "unavailable":
+            await _send(send, dataclasses.replace(self.error, status=503))
             return
         if mode == "garbage":
             await _send(send, self.garbage)

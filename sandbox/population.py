@@ -198,7 +198,7 @@ def build(rng: np.random.Generator, geo: Geography, names: NamePool, people: int
     np.maximum.at(youngest, mother[has_m], birth_day[has_m])
     death_day = np.where((death_day >= 0) & (death_day < youngest), youngest, death_day)
 
-    disabled = rng.random(people) < (0.008 + 0.0004 * age)
+    disabled = rng.random(people) < (0.012 + 0.0004 * age)
 
     # Birthplace: most were born in the district they live in; towns draw migrants from everywhere.
     district = hh_district[hh]

@@ -15,7 +15,6 @@ from gateway.server import ServerThread, base_url, bind
 from gateway.settings import from_mapping
 from sandbox import federation
 from sandbox.servers import SandboxServers
-from tests.sandbox import fixtures_country as known
 
 MAX_BODY = 64 * 1024
 
@@ -31,14 +30,6 @@ class Gateway:
 
     def fault(self, system: str, mode: str, **kw: Any) -> None:
         httpx.post(self.sandbox.base_url(system) + "/_sandbox/fault", json={"mode": mode, **kw}).raise_for_status()
-
-
-@pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers]:
-    country = tmp_path_factory.mktemp("country")
-    known.build_country(country)
-    with SandboxServers(country, gateway=False) as running:
-        yield running
 
 
 @pytest.fixture(scope="session")
