@@ -4,7 +4,7 @@ The public API: the `Connector` interface and its messages, the built-in connect
 maps service codes to them, and the exception tree rooted at `ConnectorError`.
 """
 
-from connectors.connector import Connector, ConnectorFactory, ServiceRequest, ServiceResponse
+from connectors.connector import Connector, ConnectorFactory, Param, ServiceRequest, ServiceResponse
 from connectors.errors import (
     ConfigurationError,
     ConnectorError,
@@ -27,6 +27,7 @@ __all__ = [
     "ConnectorTimeout",
     "InvalidRequestError",
     "MalformedResponseError",
+    "Param",
     "Redactor",
     "RestConnector",
     "Route",

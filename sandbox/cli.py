@@ -35,3 +35,17 @@ def serve(
     from sandbox.servers import serve_forever
 
     serve_forever(dir, host=host, first_port=port)
+
+
+@app.command()
+def demo(
+    people: Annotated[int, typer.Option("--people", "-n", min=100, help="Size of the demo country.")] = 3000,
+    seed: Annotated[int, typer.Option("--seed", "-s")] = 7,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Keep the country and logs here (default: a temporary directory).")
+    ] = None,
+) -> None:
+    """Generate a small country, start its systems and gateway, ask about a few people, stop."""
+    from sandbox.demo import run
+
+    run(people=people, seed=seed, workdir=workdir)

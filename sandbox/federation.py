@@ -100,6 +100,28 @@ def gateway_config(
     return config, tokens
 
 
+def connector_config(systems: Mapping[str, Any]) -> dict[str, Any]:
+    """A connector configuration (`kiungo connectors`, `connectors.Router`) for the four systems."""
+    cra = systems["cra"]
+    return {
+        "systems": {
+            "cra": {"connector": "soap", "wsdl": cra["wsdl"], "idempotent_operations": list(READ_OPERATIONS)},
+            **{code: {"connector": "rest", "base_url": systems[code]["base_url"]} for code in ("tax", "ssf", "msp")},
+        },
+        "services": {
+            **{op[0].lower() + op[1:]: {"system": "cra", "operation": op} for op in READ_OPERATIONS},
+            "getIncomes": {"system": "tax", "operation": "/v1/incomes", "description": "by national_id"},
+            "getTaxpayer": {"system": "tax", "operation": "/v1/taxpayers/{tin}"},
+            "getMembers": {"system": "ssf", "operation": "/v1/members", "description": "by national_id"},
+            "getPension": {"system": "ssf", "operation": "/v1/members/{ssn}/pension"},
+            "getContributions": {"system": "ssf", "operation": "/v1/members/{ssn}/contributions"},
+            "findBeneficiaries": {"system": "msp", "operation": "/v1/beneficiaries", "description": "search"},
+            "getBeneficiary": {"system": "msp", "operation": "/v1/beneficiaries/{beneficiary_no}"},
+            "getEnrolment": {"system": "msp", "operation": "/v1/beneficiaries/{beneficiary_no}/enrolment"},
+        },
+    }
+
+
 def gateway_manifest(base_url: str, config: Mapping[str, Any], tokens: Mapping[str, str]) -> dict[str, Any]:
     """What sandbox.json says about the gateway: its address, what it hosts, and the clients' tokens."""
     return {

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+import tomli_w
 from starlette.types import ASGIApp
 
 from gateway.server import ServerThread, base_url, bind, url_host
@@ -29,6 +30,7 @@ from sandbox.schema import AGENCY_FILES
 
 INSTANCE = "ZZ"
 MANIFEST_FILE = "sandbox.json"
+CONNECTORS_FILE = "connectors.toml"
 SYSTEM_ORDER = ("cra", "tax", "ssf", "msp")
 
 
@@ -154,6 +156,8 @@ class SandboxServers:
             self._thread.start()
             if self.manifest_path is not None:
                 write_manifest(self.manifest_path, self.manifest)
+                connectors = self.manifest_path.with_name(CONNECTORS_FILE)
+                connectors.write_text(tomli_w.dumps(federation.connector_config(self.manifest["systems"])))
         except BaseException:
             self.stop()
             raise
@@ -175,6 +179,7 @@ class SandboxServers:
             self._thread.stop()
             if self.manifest_path is not None:
                 self.manifest_path.unlink(missing_ok=True)
+                self.manifest_path.with_name(CONNECTORS_FILE).unlink(missing_ok=True)
         for sock in self._sockets.values():
             sock.close()
         for db in self._dbs.values():
