@@ -189,7 +189,7 @@ class SandboxServers:
         self._thread = None
 
 
-def serve_forever(dir: Path, host: str = "127.0.0.1", first_port: int = 0) -> None:
+def serve_forever(dir: Path, host: str = "127.0.0.1", first_port: int = 0, gateway: bool = True) -> None:
     """Serve the country in `dir` until Ctrl-C or SIGTERM; `dir/sandbox.json` says where."""
     stop = threading.Event()
 
@@ -198,7 +198,8 @@ def serve_forever(dir: Path, host: str = "127.0.0.1", first_port: int = 0) -> No
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with SandboxServers(Path(dir), host=host, first_port=first_port, manifest_path=Path(dir) / MANIFEST_FILE) as s:
+        manifest = Path(dir) / MANIFEST_FILE
+        with SandboxServers(Path(dir), host=host, first_port=first_port, manifest_path=manifest, gateway=gateway) as s:
             for code in SYSTEM_ORDER:
                 entry = s.manifest["systems"][code]
                 where = entry.get("wsdl") or entry.get("openapi")

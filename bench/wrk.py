@@ -1,0 +1,58 @@
+"""Load from a separate process with wrk (Debian's `wrk`), and its report parsed into numbers."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+_PCT = re.compile(r"^\s*(50|75|90|99)%\s+([\d.]+)(us|ms|s|m)\s*$", re.M)
+_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+_ERRORS = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+
+
+@dataclass(frozen=True)
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    bad: int  # non-2xx answers and socket errors
+
+
+def available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def run(
+    url: str,
+    *,
+    headers: dict[str, str],
+    seconds: int = 5,
+    connections: int = 16,
+    threads: int = 2,
+    method: str = "GET",
+    body: bytes | None = None,
+) -> Load:
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        if body is not None:
+            script = Path(tmp) / "body.lua"
+            payload = body.decode().replace("\\", "\\\\").replace("]]", "]] .. ']]' .. [[")
+            script.write_text(f'wrk.method = "{method}"\nwrk.body = [[{payload}]]\n')
+            args += ["-s", str(script)]
+        out = subprocess.run([*args, url], capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    pct = {m.group(1): float(m.group(2)) * _UNITS[m.group(3)] for m in _PCT.finditer(out)}
+    rps = _RPS.search(out)
+    if rps is None or "50" not in pct or "99" not in pct:
+        raise RuntimeError(f"cannot read wrk's report:\n{out}")
+    errors = _ERRORS.search(out)
+    sockets = _SOCKET.search(out)
+    bad = (int(errors.group(1)) if errors else 0) + (sum(int(g) for g in sockets.groups()) if sockets else 0)
+    return Load(float(rps.group(1)), pct["50"], pct["99"], bad)
