@@ -18,7 +18,7 @@ def test_well_formed_document():
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>", "DTDs) and entities are not allowed"),
+        (b"<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>", "and entities are not allowed"),
         (b'<!doctype a SYSTEM "http://127.0.0.1:9/x.dtd"><a/>', "not allowed"),
         ("<a/>".encode("utf-16"), "only UTF-8"),
         (b'<?xml version="1.0" encoding="ISO-8859-1"?><a/>', "only UTF-8"),
