@@ -44,6 +44,21 @@ def gateway(sandbox: SandboxServers, tmp_path_factory: pytest.TempPathFactory) -
         "type": "rest",
         "allow": [federation.PROGRAMME_MIS],
     }
+    # the civil registry's WSDL, but an address where nothing answers
+    cra = sandbox.manifest["systems"]["cra"]
+    config["systems"]["cra-archive"] = {
+        "connector": "soap",
+        "wsdl": cra["wsdl"],
+        "endpoint": "http://127.0.0.1:9/civreg",
+        "retries": 0,
+    }
+    config["subsystems"]["ZZ/GOV/CRA/civreg-archive"] = {"name": "Archived civil register"}
+    config["services"]["ZZ/GOV/CRA/civreg-archive/GetPersonByNationalId"] = {
+        "system": "cra-archive",
+        "type": "soap",
+        "operation": "GetPersonByNationalId",
+        "allow": [federation.PROGRAMME_MIS],
+    }
     sock = bind("127.0.0.1", 0)
     with ServerThread({"gateway": (create_app(from_mapping(config)), sock)}, name="test-gateway"):
         yield Gateway(base_url(sock), tokens, sandbox)

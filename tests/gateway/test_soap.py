@@ -26,6 +26,7 @@ def envelope(
     version: str | None = "4.0",
     purpose: str | None = "old-age-grant-eligibility",
     client: str = federation.PROGRAMME_MIS,
+    provider: str = "civreg",
     extra_header: str = "",
     message_id: str = "msg-1",
 ) -> bytes:
@@ -40,7 +41,7 @@ def envelope(
       <id:subsystemCode>{sub}</id:subsystemCode></xroad:client>
     <xroad:service id:objectType="SERVICE"><id:xRoadInstance>ZZ</id:xRoadInstance>
       <id:memberClass>GOV</id:memberClass><id:memberCode>CRA</id:memberCode>
-      <id:subsystemCode>civreg</id:subsystemCode><id:serviceCode>{service}</id:serviceCode></xroad:service>
+      <id:subsystemCode>{provider}</id:subsystemCode><id:serviceCode>{service}</id:serviceCode></xroad:service>
     <xroad:id>{message_id}</xroad:id>
     <xroad:userId>ZZ-officer-7</xroad:userId>
     {f"<xroad:protocolVersion>{version}</xroad:protocolVersion>" if version is not None else ""}
@@ -213,3 +214,8 @@ def test_provider_timeout(gateway: Gateway, http: httpx.Client):
     r = post(gateway, http, envelope())
     assert_fault(r, "Server.ServerProxy.ServiceTimeout", "did not answer in time")
     assert "9000000001" not in r.text
+
+
+def test_provider_down(gateway: Gateway, http: httpx.Client):
+    r = post(gateway, http, envelope(provider="civreg-archive"))
+    assert_fault(r, "Server.ServerProxy.NetworkError", "could not be reached")
