@@ -88,7 +88,7 @@ def main() -> None:
             .execute("SELECT national_id FROM person WHERE national_id IS NOT NULL LIMIT 1")
             .fetchone()[0]
         )
-        with process(KIUNGO, "sandbox", "serve", "--dir", str(country), "--no-gateway"):
+        with process(KIUNGO, "sandbox", "serve", "--dir", str(country), "--gateway", "none"):
             manifest_path = country / "sandbox.json"
             deadline = time.monotonic() + 30
             while not manifest_path.exists() and time.monotonic() < deadline:

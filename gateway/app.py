@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -11,12 +12,15 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from lxml import etree
+from starlette.applications import Starlette
 from starlette.responses import Response
+from starlette.routing import Route
 
 from gateway import errors, rest, soap
 from gateway.errors import GatewayError
 from gateway.identifiers import ClientId, IdentifierError, ServiceId
 from gateway.node import Node
+from gateway.server import Listener, bind
 from gateway.settings import NodeSettings
 
 REST_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -33,6 +37,7 @@ def create_app(settings: NodeSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        node.start()
         yield
         await node.aclose()
 
@@ -48,10 +53,9 @@ def create_app(settings: NodeSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.node = node
-    max_body = settings.server.max_body_bytes
 
     async def rest_exchange(request: Request) -> Response:
-        return await rest.handle(request, node.pipeline, node.meta, max_body=max_body)
+        return await rest.handle(request, node)
 
     for method in REST_METHODS:
         app.add_api_route(
@@ -66,9 +70,7 @@ def create_app(settings: NodeSettings) -> FastAPI:
 
     @app.post("/", tags=["exchange"], summary="X-Road SOAP exchange", openapi_extra=_SOAP_BODY)
     async def soap_exchange(request: Request) -> Response:
-        return await soap.handle(
-            request, node.pipeline, node.meta, max_body=max_body, max_depth=settings.server.max_xml_depth
-        )
+        return await soap.handle(request, node)
 
     @app.get("/listClients", tags=["metaservices"], summary="Members and subsystems known to this node")
     async def list_clients(request: Request) -> Response:
@@ -107,13 +109,17 @@ def create_app(settings: NodeSettings) -> FastAPI:
 
     @app.get("/health", tags=["operations"], summary="Liveness and what the node hosts")
     async def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "instance": settings.instance,
-            "name": settings.name,
-            "subsystems": len(node.catalog.subsystems),
-            "services": sum(len(s.services) for s in node.catalog.subsystems.values()),
-        }
+        return _health(node)
+
+    @app.post("/api/operator/directory/refresh", tags=["operations"], summary="Fetch the federation directory now")
+    async def refresh_directory(request: Request) -> Response:
+        denied = _operator_denied(request, settings.operator.token_sha256)
+        if denied is not None:
+            return denied
+        if node.federation is None:
+            return rest.error_response(GatewayError(errors.BAD_REQUEST, "this node is not in a federation"), "")
+        ok = await node.federation.directory.refresh()
+        return JSONResponse({"refreshed": ok, **node.federation.directory.status()}, status_code=200 if ok else 502)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
@@ -138,6 +144,58 @@ def create_app(settings: NodeSettings) -> FastAPI:
         return JSONResponse({"records": records})
 
     return app
+
+
+def create_peer_app(node: Node) -> Starlette:
+    """The mutual-TLS listener for peer gateways: X-Road REST and SOAP from other members' gateways only."""
+
+    async def rest_exchange(request: Request) -> Response:
+        return await rest.handle_peer(request, node)
+
+    async def soap_exchange(request: Request) -> Response:
+        return await soap.handle_peer(request, node)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(_health(node))
+
+    return Starlette(
+        routes=[
+            Route("/r1/{target:path}", rest_exchange, methods=list(REST_METHODS)),
+            Route("/", soap_exchange, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
+
+
+def listeners(
+    settings: NodeSettings, *, client_sock: socket.socket | None = None, peer_sock: socket.socket | None = None
+) -> dict[str, Listener]:
+    """The node's listeners: local clients on plain HTTP, and (in a federation) peers on mutual TLS."""
+    app = create_app(settings)
+    node: Node = app.state.node
+    out = {"gateway": Listener(app, client_sock or bind(settings.server.host, settings.server.port))}
+    if node.federation is not None:
+        fed = node.federation.settings
+        sock = peer_sock or bind(fed.host, fed.port)
+        out["peers"] = Listener(create_peer_app(node), sock, node.federation.server_ssl)
+    return out
+
+
+def _health(node: Node) -> dict[str, Any]:
+    settings = node.settings
+    out: dict[str, Any] = {
+        "status": "ok",
+        "instance": settings.instance,
+        "name": settings.name,
+        "subsystems": len(node.catalog.subsystems),
+        "services": sum(len(s.services) for s in node.catalog.subsystems.values()),
+    }
+    if node.federation is not None:
+        out["member"] = node.federation.member
+        out["directory"] = node.federation.directory.status()
+        if out["directory"]["expired"]:
+            out["status"] = "degraded"
+    return out
 
 
 def _json_id(cid: ClientId) -> dict[str, str]:

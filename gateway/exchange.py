@@ -67,12 +67,14 @@ class Exchange:
     response_in_ts: int | None = None
     started: float = field(default_factory=time.perf_counter)
     resolved: bool = False  # the service is one this node offers (safe as a metrics label)
+    side: str = "Producer"  # X-Road's security server type: "Client" when forwarding to a peer
+    remote_fault: str | None = None  # the provider gateway's refusal, passed through to the client
 
     def record(self, error: GatewayError | None) -> OperationalRecord:
         return OperationalRecord(
             message_id=self.id,
             request_id=self.request_id,
-            security_server_type="Producer",
+            security_server_type=self.side,
             protocol=self.protocol,
             request_in_ts=self.request_in_ts,
             request_out_ts=self.request_out_ts,
@@ -89,8 +91,8 @@ class Exchange:
             request_size=self.request_size,
             response_size=self.response_size,
             status_code=error.status if error else self.status_code,
-            succeeded=error is None,
-            fault_code=error.code if error else None,
+            succeeded=error is None and self.remote_fault is None,
+            fault_code=error.code if error else self.remote_fault,
             fault_string=error.message if error else None,
         )
 
@@ -153,22 +155,31 @@ class Pipeline:
         finally:
             self.metrics.in_flight.dec()
             label = str(ex.service) if ex.resolved and ex.service else "unknown"
-            outcome = error.code if error else "ok"
+            outcome = error.code if error else (ex.remote_fault or "ok")
             self.metrics.observe(label, ex.protocol, outcome, time.perf_counter() - ex.started)
             self.monitor.add(ex.record(error))
 
-    def authorize(self, ex: Exchange, token: str | None, expected_type: str) -> tuple[LocalClient, LocalService]:
-        """The client is registered and authenticated; the service exists, has this type, and admits it."""
+    def authenticate(self, ex: Exchange, token: str | None) -> LocalClient:
+        """The calling subsystem is registered on this node and presented its token."""
+        assert ex.client is not None
+        return self.catalog.client(ex.client, token)
+
+    def authorize(self, ex: Exchange, expected_type: str) -> LocalService:
+        """The service is hosted here, has this type, and admits the (already authenticated) client."""
         assert ex.client is not None
         assert ex.service is not None
-        client = self.catalog.client(ex.client, token)
         service = self.catalog.service(ex.service)
         ex.resolved = True
         if service.type != expected_type:
             raise GatewayError(errors.INVALID_SERVICE_TYPE, f"service {ex.service} is a {service.type.upper()} service")
-        if not service.allows(client.id):
-            raise GatewayError(errors.ACCESS_DENIED, f"client {client.id} may not call {ex.service}")
-        return client, service
+        if not service.allows(ex.client):
+            raise GatewayError(errors.ACCESS_DENIED, f"client {ex.client} may not call {ex.service}")
+        return service
+
+    def hosts(self, ex: Exchange) -> bool:
+        """Whether the service's provider subsystem lives on this node (else it is a peer's)."""
+        assert ex.service is not None
+        return ex.service.provider in self.catalog.subsystems
 
     async def call(self, ex: Exchange, service: LocalService, request: ServiceRequest) -> ServiceResponse:
         """Call the provider's system; connector failures become the gateway's coded errors."""

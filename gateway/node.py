@@ -7,6 +7,7 @@ from gateway.catalog import Catalog
 from gateway.endpoints import EndpointCache
 from gateway.errors import ConfigError
 from gateway.exchange import Pipeline
+from gateway.federation import Federation
 from gateway.metaservices import Metaservices
 from gateway.metrics import NodeMetrics
 from gateway.monitoring import OperationalMonitor
@@ -28,8 +29,15 @@ class Node:
         self.pipeline = Pipeline(
             self.catalog, self.connectors, self.monitor, self.metrics, settings.server.provider_timeout
         )
+        self.federation = Federation(settings.federation) if settings.federation is not None else None
+
+    def start(self) -> None:
+        if self.federation is not None:
+            self.federation.start()
 
     async def aclose(self) -> None:
+        if self.federation is not None:
+            await self.federation.aclose()
         for connector in self.connectors.values():
             await connector.aclose()
         self.monitor.close()

@@ -4,25 +4,38 @@ The service id's parts are percent-decoded one by one and checked; the rest of t
 provider still encoded, after dot-segments are refused (no climbing out of the service's base path).
 Provider answers, errors included, pass through unchanged; the gateway's own refusals carry
 `X-Road-Error` and a JSON body `{type, message, detail}`.
+
+Two entry points: `handle` for local clients (token, then a local service or a peer gateway) and
+`handle_peer` for peer gateways on the mutual-TLS listener (certificate, signature, replay, then a
+local service, with a signed answer).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from connectors import ServiceRequest
+from connectors import ServiceRequest, ServiceResponse
 from gateway import errors
 from gateway.bodies import read_body
-from gateway.catalog import TOKEN_HEADER
+from gateway.catalog import TOKEN_HEADER, LocalService
 from gateway.errors import GatewayError
-from gateway.exchange import Exchange, Pipeline, check_purpose, header_value
+from gateway.exchange import Exchange, check_purpose, header_value, now_ms
+from gateway.federation import resolve_peer
 from gateway.identifiers import ClientId, IdentifierError, ServiceId
-from gateway.metaservices import REST_METASERVICES, Metaservices
+from gateway.metaservices import REST_METASERVICES
 from gateway.requesthash import rest_request_hash
+from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, request_payload, response_payload
+from gateway.tls import peer_certificate
+from gateway.trust import check_signature
+
+if TYPE_CHECKING:
+    from gateway.node import Node
 
 PREFIX = "/r1/"
 MAX_TARGET = 4096
@@ -40,9 +53,12 @@ FILTERED = frozenset(
         "host",
         "user-agent",
         "server",
+        "date",  # each hop dates its own answer
         "content-length",
         "expect",
         TOKEN_HEADER,
+        SIGNATURE_HEADER.lower(),
+        TIMESTAMP_HEADER.lower(),
     }
 )
 XROAD_REQUEST_HEADERS = (
@@ -55,6 +71,14 @@ XROAD_REQUEST_HEADERS = (
     "x-road-pdu-legal-basis",
     "x-road-pdu-consent-reference",
 )
+
+
+@dataclass(frozen=True)
+class RestCall:
+    service_path: str  # still percent-encoded
+    query: str  # raw
+    target: str  # raw path and query, as the request line had them
+    token: str | None
 
 
 def error_response(error: GatewayError, exchange_id: str) -> Response:
@@ -88,75 +112,189 @@ def split_target(raw_path: bytes) -> tuple[ServiceId, str]:
     return service, ("/" + "/".join(rest)) if rest else ""
 
 
-async def handle(request: Request, pipeline: Pipeline, meta: Metaservices, *, max_body: int) -> Response:
-    ex = Exchange(protocol="REST", method=request.method)
+def parse(request: Request, ex: Exchange) -> RestCall:
+    """The X-Road parts of a REST request, each checked, into the exchange."""
     headers = request.headers
+    ex.id = header_value(headers.get("x-road-id"), "X-Road-Id") or ex.request_id
+    raw_path: bytes = request.scope["raw_path"]
+    ex.service, service_path = split_target(raw_path)
+    client_text = header_value(headers.get("x-road-client"), "X-Road-Client", required=True) or ""
+    try:
+        ex.client = ClientId.parse(client_text)
+    except IdentifierError as exc:
+        raise GatewayError(errors.INVALID_CLIENT_ID, f"invalid X-Road-Client: {exc}") from None
+    ex.user_id = header_value(headers.get("x-road-userid"), "X-Road-UserId")
+    ex.issue = header_value(headers.get("x-road-issue"), "X-Road-Issue")
+    ex.represented_party = header_value(headers.get("x-road-represented-party"), "X-Road-Represented-Party")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    target = raw_path.decode("ascii") + (f"?{query}" if query else "")
+    return RestCall(service_path, query, target, headers.get(TOKEN_HEADER))
+
+
+def parse_purpose(request: Request, ex: Exchange) -> None:
+    headers = request.headers
+    ex.purpose = check_purpose(headers.get("x-road-pdu-purpose"), "X-Road-PDU-Purpose")
+    ex.legal_basis = header_value(headers.get("x-road-pdu-legal-basis"), "X-Road-PDU-Legal-Basis")
+    ex.consent_reference = header_value(headers.get("x-road-pdu-consent-reference"), "X-Road-PDU-Consent-Reference")
+
+
+def xroad_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: headers[k] for k in XROAD_REQUEST_HEADERS if k in headers}
+
+
+def forwardable(request: Request, ex: Exchange) -> dict[str, str]:
+    out = {k: v for k, v in request.headers.items() if k not in FILTERED}
+    out["x-road-id"] = ex.id
+    return out
+
+
+async def handle(request: Request, node: Node) -> Response:
+    """A local client's REST exchange: a service hosted here, or one hosted by a peer gateway."""
+    ex = Exchange(protocol="REST", method=request.method)
+    pipeline = node.pipeline
     try:
         async with pipeline.recorded(ex):
-            ex.id = header_value(headers.get("x-road-id"), "X-Road-Id") or ex.request_id
-            ex.service, service_path = split_target(request.scope["raw_path"])
-            client_text = header_value(headers.get("x-road-client"), "X-Road-Client", required=True) or ""
-            try:
-                ex.client = ClientId.parse(client_text)
-            except IdentifierError as exc:
-                raise GatewayError(errors.INVALID_CLIENT_ID, f"invalid X-Road-Client: {exc}") from None
-            ex.user_id = header_value(headers.get("x-road-userid"), "X-Road-UserId")
-            ex.issue = header_value(headers.get("x-road-issue"), "X-Road-Issue")
-            ex.represented_party = header_value(headers.get("x-road-represented-party"), "X-Road-Represented-Party")
-            token = headers.get(TOKEN_HEADER)
-            query = request.scope.get("query_string", b"").decode("latin-1")
-            if ex.service.code in REST_METASERVICES and not service_path:
-                return await _metaservice(ex, token, query, pipeline, meta)
-            ex.purpose = check_purpose(headers.get("x-road-pdu-purpose"), "X-Road-PDU-Purpose")
-            ex.legal_basis = header_value(headers.get("x-road-pdu-legal-basis"), "X-Road-PDU-Legal-Basis")
-            ex.consent_reference = header_value(
-                headers.get("x-road-pdu-consent-reference"), "X-Road-PDU-Consent-Reference"
-            )
-            _, service = pipeline.authorize(ex, token, "rest")
-            body = await read_body(request, max_body)
+            call = parse(request, ex)
+            assert ex.service is not None
+            if ex.service.code in REST_METASERVICES and not call.service_path:
+                pipeline.authenticate(ex, call.token)
+                return await _metaservice(ex, call.query, node)
+            parse_purpose(request, ex)
+            pipeline.authenticate(ex, call.token)
+            if not pipeline.hosts(ex):
+                return await _forward(request, ex, call, node)
+            service = pipeline.authorize(ex, "rest")
+            body = await read_body(request, node.settings.server.max_body_bytes)
             ex.request_size = len(body)
-            ex.path_template = meta.endpoints.template(str(ex.service), request.method, service_path or "/")
-            forward = {k: v for k, v in headers.items() if k not in FILTERED}
-            forward["x-road-id"] = ex.id
-            forward["x-road-request-id"] = ex.request_id
-            forward["x-road-service"] = str(ex.service)
-            answer = await pipeline.call(
-                ex,
-                service,
-                ServiceRequest(
-                    operation=service.operation,
-                    method=request.method,
-                    path=service_path,
-                    query=query,
-                    headers=forward,
-                    body=body or None,
-                    timeout=pipeline.provider_timeout,
-                    passthrough=True,
-                ),
-            )
-            xroad = {k: headers[k] for k in XROAD_REQUEST_HEADERS if k in headers}
-            xroad["x-road-id"] = ex.id
-            target = request.url.path + (f"?{query}" if query else "")
-            out_headers = {k: v for k, v in answer.headers.items() if k.lower() not in FILTERED}
-            out_headers = {k: v for k, v in out_headers.items() if not k.lower().startswith("x-road-")}
-            out_headers.update(
-                {
-                    "X-Road-Client": str(ex.client),
-                    "X-Road-Service": str(ex.service),
-                    "X-Road-Id": ex.id,
-                    "X-Road-Request-Id": ex.request_id,
-                    "X-Road-Request-Hash": rest_request_hash(request.method, target, xroad, body),
-                }
-            )
-            return Response(answer.content, status_code=answer.status, headers=out_headers)
+            headers = forwardable(request, ex)
+            request_hash = rest_request_hash(request.method, call.target, xroad_headers(headers), body)
+            answer = await _provide(ex, call, service, headers, body, node)
+            return _respond(ex, answer, request_hash, {})
     except GatewayError as error:
         return error_response(error, ex.id or ex.request_id)
 
 
-async def _metaservice(ex: Exchange, token: str | None, query: str, pipeline: Pipeline, meta: Metaservices) -> Response:
+async def handle_peer(request: Request, node: Node) -> Response:
+    """A peer gateway's REST exchange: its certificate, signature and freshness, then a local service."""
+    ex = Exchange(protocol="REST", method=request.method)
+    federation = node.federation
+    assert federation is not None
+    try:
+        async with node.pipeline.recorded(ex):
+            call = parse(request, ex)
+            parse_purpose(request, ex)
+            assert ex.client is not None
+            member = str(ex.client.member)
+            directory = federation.directory.current(errors.OUTDATED_GLOBAL_CONF)
+            await federation.verifier.authenticate(peer_certificate(request.scope), member, directory)
+            body = await read_body(request, node.settings.server.max_body_bytes)
+            ex.request_size = len(body)
+            headers = forwardable(request, ex)
+            request_hash = rest_request_hash(request.method, call.target, xroad_headers(headers), body)
+            timestamp = parse_timestamp(request.headers.get(TIMESTAMP_HEADER), errors.INVALID_TIMESTAMP)
+            check_signature(
+                request.headers.get(SIGNATURE_HEADER),
+                request_payload(request_hash, timestamp),
+                member,
+                directory,
+                errors.INVALID_SIGNATURE,
+            )
+            federation.replay.check(member, ex.id, timestamp)
+            service = node.pipeline.authorize(ex, "rest")
+            answer = await _provide(ex, call, service, headers, body, node)
+            signed_at = now_ms()
+            content_type = answer.headers.get("content-type", "")
+            signature = federation.signer.sign(
+                response_payload(request_hash, answer.status, content_type, answer.content, signed_at)
+            )
+            return _respond(ex, answer, request_hash, {TIMESTAMP_HEADER: str(signed_at), SIGNATURE_HEADER: signature})
+    except GatewayError as error:
+        return error_response(error, ex.id or ex.request_id)
+
+
+async def _provide(
+    ex: Exchange, call: RestCall, service: LocalService, headers: dict[str, str], body: bytes, node: Node
+) -> ServiceResponse:
+    """Call the agency system behind a service hosted here."""
+    assert ex.service is not None
+    ex.path_template = node.endpoints.template(str(ex.service), ex.method or "GET", call.service_path or "/")
+    headers = dict(headers)
+    headers["x-road-request-id"] = ex.request_id
+    headers["x-road-service"] = str(ex.service)
+    return await node.pipeline.call(
+        ex,
+        service,
+        ServiceRequest(
+            operation=service.operation,
+            method=ex.method or "GET",
+            path=call.service_path,
+            query=call.query,
+            headers=headers,
+            body=body or None,
+            timeout=node.pipeline.provider_timeout,
+            passthrough=True,
+        ),
+    )
+
+
+def _respond(ex: Exchange, answer: ServiceResponse, request_hash: str, extra: dict[str, str]) -> Response:
+    out = {k: v for k, v in answer.headers.items() if k.lower() not in FILTERED and not k.lower().startswith("x-road-")}
+    out.update(
+        {
+            "X-Road-Client": str(ex.client),
+            "X-Road-Service": str(ex.service),
+            "X-Road-Id": ex.id,
+            "X-Road-Request-Id": ex.request_id,
+            "X-Road-Request-Hash": request_hash,
+            **extra,
+        }
+    )
+    return Response(answer.content, status_code=answer.status, headers=out)
+
+
+async def _forward(request: Request, ex: Exchange, call: RestCall, node: Node) -> Response:
+    """Send the exchange to the provider's gateway, signed, and check its signed answer."""
+    federation, directory, peer = resolve_peer(ex, node.federation, "rest")
+    assert ex.service is not None
+    provider = ex.service.provider
+    body = await read_body(request, node.settings.server.max_body_bytes)
+    ex.request_size = len(body)
+    headers = forwardable(request, ex)
+    request_hash = rest_request_hash(request.method, call.target, xroad_headers(headers), body)
+    signed_at = now_ms()
+    headers[TIMESTAMP_HEADER] = str(signed_at)
+    headers[SIGNATURE_HEADER] = federation.signer.sign(request_payload(request_hash, signed_at))
+    ex.request_out_ts = now_ms()
+    answer = await federation.peers.send(peer, request.method, call.target, headers, body)
+    ex.response_in_ts = now_ms()
+    ex.status_code = answer.status_code
+    ex.response_size = len(answer.content)
+    out = {k: v for k, v in answer.headers.items() if k.lower() not in FILTERED}
+    if "x-road-error" in answer.headers:  # the provider's gateway refused: its code reaches the client
+        ex.remote_fault = answer.headers["x-road-error"]
+        return Response(answer.content, status_code=answer.status_code, headers=out)
+    if answer.headers.get("x-road-request-hash") != request_hash:
+        raise GatewayError(errors.INVALID_SIGNATURE_CLIENT, "the provider's answer is for another request")
+    check_signature(
+        answer.headers.get(SIGNATURE_HEADER),
+        response_payload(
+            request_hash,
+            answer.status_code,
+            answer.headers.get("content-type", ""),
+            answer.content,
+            parse_timestamp(answer.headers.get(TIMESTAMP_HEADER), errors.INVALID_SIGNATURE_CLIENT),
+        ),
+        str(provider.member),
+        directory,
+        errors.INVALID_SIGNATURE_CLIENT,
+    )
+    return Response(answer.content, status_code=answer.status_code, headers=out)
+
+
+async def _metaservice(ex: Exchange, query: str, node: Node) -> Response:
     assert ex.client is not None
     assert ex.service is not None
-    pipeline.catalog.client(ex.client, token)
+    meta = node.meta
     provider = ex.service.provider
     if ex.service.code == "getOpenAPI":
         codes = parse_qs(query).get("serviceCode", [])

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
 import uvicorn
 import uvloop
 from starlette.types import ASGIApp
+
+from gateway.tls import PeerCertificateProtocol
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -48,26 +52,43 @@ def base_url(sock: socket.socket, scheme: str = "http") -> str:
     return f"{scheme}://{url_host(str(host))}:{port}"
 
 
+@dataclass(frozen=True)
+class Listener:
+    """One app on one bound socket; with an SSL context it speaks TLS and sees the peer's certificate."""
+
+    app: ASGIApp
+    sock: socket.socket
+    ssl: ssl.SSLContext | None = None
+
+
+def server_config(listener: Listener, lifespan: Literal["auto", "on", "off"] = "auto") -> uvicorn.Config:
+    context = listener.ssl
+    return uvicorn.Config(
+        listener.app,
+        log_level="warning",
+        access_log=False,
+        lifespan=lifespan,
+        timeout_graceful_shutdown=5,
+        server_header=False,  # the software behind a gateway is nobody's business
+        http=PeerCertificateProtocol if context is not None else "httptools",
+        ssl_context_factory=(lambda config, default: context) if context is not None else None,
+    )
+
+
 class ServerThread:
-    """Serve named apps on their sockets in one background thread until `stop()` (or the `with` ends)."""
+    """Serve named listeners in one background thread until `stop()` (or the `with` ends)."""
 
     def __init__(
         self,
-        apps: Mapping[str, tuple[ASGIApp, socket.socket]],
+        listeners: Mapping[str, Listener | tuple[ASGIApp, socket.socket]],
         *,
         name: str = "kiungo-servers",
         startup_timeout: float = 20.0,
         lifespan: Literal["auto", "on", "off"] = "auto",
     ) -> None:
-        self._sockets = {key: sock for key, (_, sock) in apps.items()}
-        self._servers = {
-            key: uvicorn.Server(
-                uvicorn.Config(
-                    app, log_level="warning", access_log=False, lifespan=lifespan, timeout_graceful_shutdown=5
-                )
-            )
-            for key, (app, _) in apps.items()
-        }
+        normal = {k: v if isinstance(v, Listener) else Listener(*v) for k, v in listeners.items()}
+        self._sockets = {key: listener.sock for key, listener in normal.items()}
+        self._servers = {key: uvicorn.Server(server_config(listener, lifespan)) for key, listener in normal.items()}
         self._name = name
         self._startup_timeout = startup_timeout
         self._thread: threading.Thread | None = None

@@ -70,6 +70,39 @@ class ServiceSettings(_Strict):
         return v
 
 
+class FederationSettings(_Strict):
+    """This node's place in the federation: its member, keys, the directory and how peers are trusted."""
+
+    member: str = Field(description="the member this node belongs to, e.g. ZZ/GOV/MSP")
+    directory: str = Field(description="URL or file of the signed federation directory")
+    anchor: Path = Field(description="the directory signer's certificate, distributed out of band")
+    refresh_seconds: float = Field(60.0, gt=0)
+    host: str = Field("127.0.0.1", description="address of the mutual-TLS listener for peer gateways")
+    port: int = Field(0, ge=0, le=65535)
+    auth_cert: Path
+    auth_key: Path
+    sign_cert: Path
+    sign_key: Path
+    passphrase_file: Path | None = Field(None, description="else the KIUNGO_KEY_PASSPHRASE environment variable")
+    revocation: Literal["crl", "ocsp"] = "crl"
+    revocation_cache_seconds: float = Field(60.0, ge=0)
+    revocation_max_age_seconds: float = Field(86400.0, gt=0)
+    clock_skew_seconds: float = Field(30.0, gt=0)
+    replay_window_seconds: float = Field(600.0, gt=0)
+    peer_timeout: float = Field(30.0, gt=0)
+
+    @field_validator("member")
+    @classmethod
+    def _member(cls, v: str) -> str:
+        try:
+            cid = ClientId.parse(v)
+        except IdentifierError as exc:
+            raise ValueError(str(exc)) from None
+        if cid.subsystem is not None:
+            raise ValueError("a member, not a subsystem: INSTANCE/CLASS/CODE")
+        return v
+
+
 class OperatorSettings(_Strict):
     token_sha256: str | None = Field(None, description="SHA-256 (hex) of the operator API token")
 
@@ -82,6 +115,7 @@ class NodeSettings(BaseSettings):
     data_dir: Path = Path("var/gateway")
     server: ServerSettings = ServerSettings()
     operator: OperatorSettings = OperatorSettings()
+    federation: FederationSettings | None = None
     clients: dict[str, ClientSettings] = Field(default_factory=dict)
     subsystems: dict[str, SubsystemSettings] = Field(default_factory=dict)
     systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -131,7 +165,7 @@ class NodeSettings(BaseSettings):
             if service.type == "rest" and service.operation and not service.operation.startswith("/"):
                 problems.append(f"{where}: a REST service's `operation` is a base path starting with /")
             for client in service.allow:
-                if client != "*" and client not in self.clients:
+                if client != "*" and client not in self.clients and self.federation is None:
                     problems.append(f"{where}: allowed client {client} is not listed in [clients]")
         for name, system in self.systems.items():
             if "connector" not in system:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lxml import etree
 from starlette.requests import Request
@@ -18,14 +19,22 @@ from starlette.responses import Response
 from connectors import ServiceRequest
 from gateway import errors
 from gateway.bodies import read_body
-from gateway.catalog import TOKEN_HEADER
+from gateway.catalog import TOKEN_HEADER, LocalService
 from gateway.errors import GatewayError
-from gateway.exchange import Exchange, Pipeline, check_purpose, header_value
+from gateway.exchange import Exchange, check_purpose, header_value, now_ms
+from gateway.federation import resolve_peer
 from gateway.identifiers import ClientId, IdentifierError, ServiceId
-from gateway.metaservices import SOAP_METASERVICES, Metaservices
+from gateway.metaservices import SOAP_METASERVICES
 from gateway.requesthash import SHA512_URI, soap_request_hash
+from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, request_payload, response_payload
+from gateway.tls import peer_certificate
+from gateway.trust import check_signature
 from gateway.xmlparser import XmlRejected, parse
 
+if TYPE_CHECKING:
+    from gateway.node import Node
+
+XML = "text/xml; charset=utf-8"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 XROAD = "http://x-road.eu/xsd/xroad.xsd"
@@ -198,70 +207,167 @@ def _answer(msg: SoapMessage, request_hash: str, provider_root: etree._Element) 
     return _envelope([*echoed, hash_element], children)
 
 
-async def handle(
-    request: Request, pipeline: Pipeline, meta: Metaservices, *, max_body: int, max_depth: int
-) -> Response:
+def read_message(data: bytes, request: Request, ex: Exchange, max_depth: int) -> SoapMessage:
+    """The envelope and its X-Road headers, each checked, into the exchange."""
+    msg = read_envelope(data, request.headers.get("content-type", ""), max_depth)
+    for required in ("client", "service", "id", "protocolVersion"):
+        if required not in msg.headers:
+            raise GatewayError(errors.MISSING_HEADER, f"the X-Road header {required} is required")
+    ex.id = header_value(_text(msg, "id"), "id", required=True) or ""
+    ex.protocol_version = _text(msg, "protocolVersion")
+    if ex.protocol_version != PROTOCOL_VERSION:
+        raise GatewayError(errors.INVALID_PROTOCOL_VERSION, f"protocolVersion must be {PROTOCOL_VERSION}")
+    ex.client = read_client(msg.headers["client"])
+    ex.service = read_service(msg.headers["service"])
+    ex.user_id = header_value(_text(msg, "userId"), "userId")
+    ex.issue = header_value(_text(msg, "issue"), "issue")
+    return msg
+
+
+def read_purpose(msg: SoapMessage, ex: Exchange) -> None:
+    assert ex.service is not None
+    ex.purpose = check_purpose(_text(msg, "purpose"), "the pdu:purpose header")
+    ex.legal_basis = header_value(_text(msg, "legalBasis"), "legalBasis")
+    ex.consent_reference = header_value(_text(msg, "consentReference"), "consentReference")
+    if etree.QName(msg.body_element).localname != ex.service.code:
+        raise GatewayError(errors.INCONSISTENT_HEADERS, "the Body's element must be named after the service code")
+
+
+async def handle(request: Request, node: Node) -> Response:
+    """A local client's SOAP exchange: a service hosted here, or one hosted by a peer gateway."""
     ex = Exchange(protocol="SOAP")
+    server = node.settings.server
+    pipeline = node.pipeline
     try:
         async with pipeline.recorded(ex):
-            data = await read_body(request, max_body)
+            data = await read_body(request, server.max_body_bytes)
             ex.request_size = len(data)
-            msg = read_envelope(data, request.headers.get("content-type", ""), max_depth)
-            for required in ("client", "service", "id", "protocolVersion"):
-                if required not in msg.headers:
-                    raise GatewayError(errors.MISSING_HEADER, f"the X-Road header {required} is required")
-            ex.id = header_value(_text(msg, "id"), "id", required=True) or ""
-            ex.protocol_version = _text(msg, "protocolVersion")
-            if ex.protocol_version != PROTOCOL_VERSION:
-                raise GatewayError(errors.INVALID_PROTOCOL_VERSION, f"protocolVersion must be {PROTOCOL_VERSION}")
-            ex.client = read_client(msg.headers["client"])
-            ex.service = read_service(msg.headers["service"])
-            ex.user_id = header_value(_text(msg, "userId"), "userId")
-            ex.issue = header_value(_text(msg, "issue"), "issue")
+            msg = read_message(data, request, ex, server.max_xml_depth)
             token = request.headers.get(TOKEN_HEADER)
+            assert ex.service is not None
             if ex.service.code in SOAP_METASERVICES:
-                return await _metaservice(ex, msg, token, pipeline, meta)
-            ex.purpose = check_purpose(_text(msg, "purpose"), "the pdu:purpose header")
-            ex.legal_basis = header_value(_text(msg, "legalBasis"), "legalBasis")
-            ex.consent_reference = header_value(_text(msg, "consentReference"), "consentReference")
-            if etree.QName(msg.body_element).localname != ex.service.code:
-                raise GatewayError(
-                    errors.INCONSISTENT_HEADERS, "the Body's element must be named after the service code"
-                )
-            _, service = pipeline.authorize(ex, token, "soap")
-            forwarded = ServiceRequest(
-                operation=service.operation,
-                method="POST",
-                body=_without_xroad_headers(msg),
-                headers={"SOAPAction": request.headers.get("soapaction", '""')},
-                timeout=pipeline.provider_timeout,
-                passthrough=True,
-            )
-            answer = await pipeline.call(ex, service, forwarded)
-            try:
-                provider_root = parse(answer.content, max_depth=max_depth)
-            except XmlRejected as exc:
-                raise GatewayError(errors.INVALID_RESPONSE, f"the provider's answer is not acceptable: {exc}") from None
-            if provider_root.tag != f"{{{SOAP11}}}Envelope":
-                raise GatewayError(errors.INVALID_RESPONSE, "the provider's answer is not a SOAP 1.1 envelope")
-            if provider_root.find(f"{{{SOAP11}}}Body/{{{SOAP11}}}Fault") is not None:
-                # the provider's own Fault reaches the client unchanged
-                return Response(answer.content, status_code=answer.status, media_type="text/xml; charset=utf-8")
-            content = _answer(msg, soap_request_hash(data), provider_root)
-            ex.response_size = len(content)
-            return Response(content, status_code=200, media_type="text/xml; charset=utf-8")
+                pipeline.authenticate(ex, token)
+                return _metaservice(ex, msg, node)
+            read_purpose(msg, ex)
+            pipeline.authenticate(ex, token)
+            if not pipeline.hosts(ex):
+                return await _forward(request, ex, data, node)
+            service = pipeline.authorize(ex, "soap")
+            content, status = await _provide(request, ex, msg, data, service, node)
+            return Response(content, status_code=status, media_type=XML)
     except GatewayError as error:
         return fault(error, ex.id or ex.request_id)
 
 
-async def _metaservice(
-    ex: Exchange, msg: SoapMessage, token: str | None, pipeline: Pipeline, meta: Metaservices
-) -> Response:
+async def handle_peer(request: Request, node: Node) -> Response:
+    """A peer gateway's SOAP exchange: its certificate, signature and freshness, then a local service."""
+    ex = Exchange(protocol="SOAP")
+    server = node.settings.server
+    federation = node.federation
+    assert federation is not None
+    try:
+        async with node.pipeline.recorded(ex):
+            data = await read_body(request, server.max_body_bytes)
+            ex.request_size = len(data)
+            msg = read_message(data, request, ex, server.max_xml_depth)
+            read_purpose(msg, ex)
+            assert ex.client is not None
+            member = str(ex.client.member)
+            directory = federation.directory.current(errors.OUTDATED_GLOBAL_CONF)
+            await federation.verifier.authenticate(peer_certificate(request.scope), member, directory)
+            request_hash = soap_request_hash(data)
+            timestamp = parse_timestamp(request.headers.get(TIMESTAMP_HEADER), errors.INVALID_TIMESTAMP)
+            check_signature(
+                request.headers.get(SIGNATURE_HEADER),
+                request_payload(request_hash, timestamp),
+                member,
+                directory,
+                errors.INVALID_SIGNATURE,
+            )
+            federation.replay.check(member, ex.id, timestamp)
+            service = node.pipeline.authorize(ex, "soap")
+            content, status = await _provide(request, ex, msg, data, service, node)
+            signed_at = now_ms()
+            signature = federation.signer.sign(response_payload(request_hash, status, XML, content, signed_at))
+            headers = {TIMESTAMP_HEADER: str(signed_at), SIGNATURE_HEADER: signature}
+            return Response(content, status_code=status, media_type=XML, headers=headers)
+    except GatewayError as error:
+        return fault(error, ex.id or ex.request_id)
+
+
+async def _provide(
+    request: Request, ex: Exchange, msg: SoapMessage, data: bytes, service: LocalService, node: Node
+) -> tuple[bytes, int]:
+    """Call the agency system behind a SOAP service hosted here; the answer with X-Road headers echoed."""
+    forwarded = ServiceRequest(
+        operation=service.operation,
+        method="POST",
+        body=_without_xroad_headers(msg),
+        headers={"SOAPAction": request.headers.get("soapaction", '""')},
+        timeout=node.pipeline.provider_timeout,
+        passthrough=True,
+    )
+    answer = await node.pipeline.call(ex, service, forwarded)
+    try:
+        provider_root = parse(answer.content, max_depth=node.settings.server.max_xml_depth)
+    except XmlRejected as exc:
+        raise GatewayError(errors.INVALID_RESPONSE, f"the provider's answer is not acceptable: {exc}") from None
+    if provider_root.tag != f"{{{SOAP11}}}Envelope":
+        raise GatewayError(errors.INVALID_RESPONSE, "the provider's answer is not a SOAP 1.1 envelope")
+    if provider_root.find(f"{{{SOAP11}}}Body/{{{SOAP11}}}Fault") is not None:
+        return answer.content, answer.status  # the provider's own Fault reaches the client unchanged
+    content = _answer(msg, soap_request_hash(data), provider_root)
+    ex.response_size = len(content)
+    return content, 200
+
+
+async def _forward(request: Request, ex: Exchange, data: bytes, node: Node) -> Response:
+    """Send the envelope to the provider's gateway, signed, and check its signed answer."""
+    federation, directory, peer = resolve_peer(ex, node.federation, "soap")
+    assert ex.service is not None
+    provider = ex.service.provider
+    request_hash = soap_request_hash(data)
+    signed_at = now_ms()
+    headers = {
+        "content-type": "text/xml; charset=utf-8",
+        "soapaction": request.headers.get("soapaction", '""'),
+        TIMESTAMP_HEADER: str(signed_at),
+        SIGNATURE_HEADER: federation.signer.sign(request_payload(request_hash, signed_at)),
+    }
+    ex.request_out_ts = now_ms()
+    answer = await federation.peers.send(peer, "POST", "/", headers, data)
+    ex.response_in_ts = now_ms()
+    ex.status_code = answer.status_code
+    ex.response_size = len(answer.content)
+    if "x-road-error" in answer.headers:  # the provider's gateway refused: its Fault reaches the client
+        ex.remote_fault = answer.headers["x-road-error"]
+        return Response(
+            answer.content,
+            status_code=answer.status_code,
+            media_type=XML,
+            headers={"X-Road-Error": answer.headers["x-road-error"]},
+        )
+    check_signature(
+        answer.headers.get(SIGNATURE_HEADER),
+        response_payload(
+            request_hash,
+            answer.status_code,
+            answer.headers.get("content-type", ""),
+            answer.content,
+            parse_timestamp(answer.headers.get(TIMESTAMP_HEADER), errors.INVALID_SIGNATURE_CLIENT),
+        ),
+        str(provider.member),
+        directory,
+        errors.INVALID_SIGNATURE_CLIENT,
+    )
+    return Response(answer.content, status_code=answer.status_code, media_type=XML)
+
+
+def _metaservice(ex: Exchange, msg: SoapMessage, node: Node) -> Response:
     assert ex.client is not None
     assert ex.service is not None
-    pipeline.catalog.client(ex.client, token)
     only_allowed = ex.service.code == "allowedMethods"
-    services = meta.services(ex.service.provider, ex.client if only_allowed else None, "soap")
+    services = node.meta.services(ex.service.provider, ex.client if only_allowed else None, "soap")
     response = etree.Element(f"{{{XROAD}}}{ex.service.code}Response", nsmap={"xroad": XROAD, "id": IDENT})
     for service in services:
         response.append(identifier_element(f"{{{XROAD}}}service", service.id))
@@ -269,4 +375,4 @@ async def _metaservice(
     content = _envelope(echoed, [response])
     ex.status_code = 200
     ex.response_size = len(content)
-    return Response(content, media_type="text/xml; charset=utf-8")
+    return Response(content, media_type=XML)

@@ -30,12 +30,16 @@ def serve(
     dir: Annotated[Path, typer.Option("--dir", "-d", help="A directory written by `generate`.")],
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="First port; 0 picks free ones.")] = 0,
-    gateway: Annotated[bool, typer.Option(help="Also start a gateway in front of the systems.")] = True,
+    gateway: Annotated[
+        str, typer.Option(help="federation: an authority and one gateway per member; single: one gateway; none.")
+    ] = "federation",
 ) -> None:
     """Start the four agency systems (and a gateway) and write DIR/sandbox.json with their addresses."""
     from sandbox.servers import serve_forever
 
-    serve_forever(dir, host=host, first_port=port, gateway=gateway)
+    if gateway not in ("federation", "single", "none"):
+        raise typer.BadParameter("must be federation, single or none", param_hint="--gateway")
+    serve_forever(dir, host=host, first_port=port, gateway=gateway)  # type: ignore[arg-type]
 
 
 @app.command()

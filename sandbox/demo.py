@@ -165,14 +165,22 @@ def run(people: int = 3000, seed: int = 7, workdir: Path | None = None) -> None:
         root = workdir or Path(tmp)
         country = root / "country"
         started = time.perf_counter()
-        console.rule("[bold]Kiungo demo: a sandbox country")
+        console.rule("[bold]Kiungo demo: a sandbox country and its federation")
         manifest = generate(people=people, seed=seed, out=country, progress=False)
         console.print(f"Generated {manifest['people']:,} people (seed {seed}) in {time.perf_counter() - started:.1f} s")
         with SandboxServers(country, manifest_path=root / "sandbox.json", data_dir=root / "gateway") as servers:
             for code, system in servers.manifest["systems"].items():
                 console.print(f"  {system['member']:<12} {system['name']:<45} {system['base_url']} ({code})")
-            gateway = servers.manifest["gateway"]
-            console.print(f"  {'gateway':<12} {'Sandbox gateway':<45} {gateway['base_url']}")
+            fed = servers.manifest["federation"]
+            console.print(
+                f"  {'authority':<12} {'Federation authority (directory, CRL, OCSP)':<45} "
+                f"{fed['authority']['base_url']}"
+            )
+            for member, gw in fed["gateways"].items():
+                console.print(
+                    f"  {member:<12} {'gateway (peers over mutual TLS: ' + gw['peer_url'] + ')':<45} {gw['base_url']}"
+                )
+            gateway = fed["gateways"]["ZZ/GOV/MSP"]
             subjects = pick_subjects(country)
 
             console.rule("[bold]1. Straight to the agency systems, through the connectors")
@@ -191,7 +199,13 @@ def run(people: int = 3000, seed: int = 7, workdir: Path | None = None) -> None:
                 table.add_row(*row)
             console.print(table)
 
-            console.rule("[bold]2. As the programme MIS would: through the gateway, X-Road SOAP and REST")
+            console.rule(
+                "[bold]2. As the programme MIS would: through the ministry's own gateway, across the federation"
+            )
+            console.print(
+                "The ministry's gateway signs each request and sends it over mutual TLS to the agency's gateway, "
+                "which checks certificate, revocation, signature and freshness, asks its system, and signs the answer."
+            )
             table = Table("who", "civil registry", "tax authority", "social security", "programme MIS", "X-Road-Id")
             with httpx.Client(timeout=10) as http:
                 for subject in subjects:
@@ -208,7 +222,7 @@ def run(people: int = 3000, seed: int = 7, workdir: Path | None = None) -> None:
                 )
                 error = refused.json()
                 console.print(
-                    f"Without a purpose the gateway refuses: HTTP {refused.status_code} "
+                    f"Without a purpose the ministry's gateway refuses: HTTP {refused.status_code} "
                     f"[bold]{error['type']}[/bold]: {error['message']}"
                 )
                 records = http.get(
@@ -217,7 +231,12 @@ def run(people: int = 3000, seed: int = 7, workdir: Path | None = None) -> None:
                 ).json()["records"]
                 ok = sum(r["succeeded"] for r in records)
                 console.print(
-                    f"Operational monitoring: {len(records)} exchange record(s), {ok} succeeded, "
-                    f"{len(records) - ok} refused; none holds a national ID."
+                    f"Operational monitoring on the ministry's gateway: {len(records)} exchange record(s), {ok} "
+                    f"succeeded, {len(records) - ok} refused; none holds a national ID."
+                )
+                health = http.get(gateway["base_url"] + "/health").json()
+                console.print(
+                    f"Federation directory in use: serial {health['directory']['serial']}, "
+                    f"expires {health['directory']['expires_at']}, signature verified against the anchor."
                 )
         console.rule(f"[bold green]Demo finished in {time.perf_counter() - started:.1f} s; everything stopped")

@@ -18,17 +18,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import tomli_w
 from starlette.types import ASGIApp
 
-from gateway.server import ServerThread, base_url, bind, url_host
+from gateway.server import Listener, ServerThread, base_url, bind, url_host
 from sandbox import cra, federation, msp, ssf, tax
 from sandbox.agencydb import AgencyDb
+from sandbox.federation import FederationPlan
 from sandbox.schema import AGENCY_FILES
 
 INSTANCE = "ZZ"
+GatewayShape = Literal["federation", "single", "none"]
 MANIFEST_FILE = "sandbox.json"
 CONNECTORS_FILE = "connectors.toml"
 SYSTEM_ORDER = ("cra", "tax", "ssf", "msp")
@@ -105,7 +107,7 @@ class SandboxServers:
         first_port: int = 0,
         manifest_path: Path | None = None,
         startup_timeout: float = 20.0,
-        gateway: bool = True,
+        gateway: GatewayShape = "federation",
         data_dir: Path | None = None,
     ) -> None:
         self.country_dir = Path(country_dir)
@@ -115,6 +117,7 @@ class SandboxServers:
         self.startup_timeout = startup_timeout
         self.gateway = gateway
         self.data_dir = data_dir or self.country_dir / "gateway"
+        self.federation: FederationPlan | None = None
         self.manifest: dict[str, Any] = {}
         self._dbs: dict[str, AgencyDb] = {}
         self._sockets: dict[str, socket.socket] = {}
@@ -147,11 +150,13 @@ class SandboxServers:
                 self._sockets[code] = bind(self.host, self.first_port + i if self.first_port else 0)
             ports = {code: int(sock.getsockname()[1]) for code, sock in self._sockets.items()}
             self.manifest = build_manifest(self.host, ports, self.country_dir)
-            apps: dict[str, tuple[ASGIApp, socket.socket]] = {
+            apps: dict[str, Listener | tuple[ASGIApp, socket.socket]] = {
                 code: (app, self._sockets[code]) for code, app in build_apps(self._dbs).items()
             }
-            if self.gateway:
+            if self.gateway == "single":
                 apps["gateway"] = self._gateway_app()
+            elif self.gateway == "federation":
+                apps.update(self._federation_listeners())
             self._thread = ServerThread(apps, name="sandbox-servers", startup_timeout=self.startup_timeout)
             self._thread.start()
             if self.manifest_path is not None:
@@ -161,6 +166,56 @@ class SandboxServers:
         except BaseException:
             self.stop()
             raise
+
+    def _federation_listeners(self) -> dict[str, Listener]:
+        """The federation authority and one gateway per member, each with its own keys and listeners."""
+        from gateway.app import listeners
+        from gateway.authority import create_authority_app
+        from gateway.settings import from_mapping
+
+        def sock(name: str) -> socket.socket:
+            self._sockets[name] = bind(self.host, 0)
+            return self._sockets[name]
+
+        authority = sock("authority")
+        clients = {code: sock(f"{code}-gateway") for code in SYSTEM_ORDER}
+        peers = {code: sock(f"{code}-peers") for code in SYSTEM_ORDER}
+        plan = federation.plan_federation(
+            self.manifest["systems"],
+            self.data_dir / "federation",
+            host=self.host,
+            client_ports={code: s.getsockname()[1] for code, s in clients.items()},
+            peer_ports={code: s.getsockname()[1] for code, s in peers.items()},
+            authority_url=base_url(authority),
+        )
+        self.federation = plan
+        out: dict[str, Listener] = {
+            "authority": Listener(create_authority_app(plan.ca, plan.directory_file), authority)
+        }
+        gateways: dict[str, Any] = {}
+        for code in SYSTEM_ORDER:
+            config = plan.configs[code]
+            node = listeners(from_mapping(config), client_sock=clients[code], peer_sock=peers[code])
+            out[f"{code}-gateway"] = node["gateway"]
+            out[f"{code}-peers"] = node["peers"]
+            member = config["federation"]["member"]
+            gateways[member] = federation.gateway_manifest(base_url(clients[code]), config, plan.tokens) | {
+                "peer_url": f"https://{url_host(self.host)}:{peers[code].getsockname()[1]}",
+                "member": member,
+            }
+        self.manifest["federation"] = {
+            "authority": {
+                "base_url": base_url(authority),
+                "directory": base_url(authority) + "/directory",
+                "crl": base_url(authority) + "/crl",
+                "ocsp": base_url(authority) + "/ocsp",
+            },
+            "directory_file": str(plan.directory_file),
+            "anchor": str(plan.anchor),
+            "ca_dir": str(plan.ca.dir),
+            "gateways": gateways,
+        }
+        return out
 
     def _gateway_app(self) -> tuple[ASGIApp, socket.socket]:
         """A gateway in front of the four systems, its settings written where an operator would look."""
@@ -189,7 +244,9 @@ class SandboxServers:
         self._thread = None
 
 
-def serve_forever(dir: Path, host: str = "127.0.0.1", first_port: int = 0, gateway: bool = True) -> None:
+def serve_forever(
+    dir: Path, host: str = "127.0.0.1", first_port: int = 0, gateway: GatewayShape = "federation"
+) -> None:
     """Serve the country in `dir` until Ctrl-C or SIGTERM; `dir/sandbox.json` says where."""
     stop = threading.Event()
 
@@ -204,6 +261,12 @@ def serve_forever(dir: Path, host: str = "127.0.0.1", first_port: int = 0, gatew
                 entry = s.manifest["systems"][code]
                 where = entry.get("wsdl") or entry.get("openapi")
                 print(f"{entry['member']:<12} {entry['name']:<45} {where}", flush=True)
+            for member, gw in s.manifest.get("federation", {}).get("gateways", {}).items():
+                print(
+                    f"{'gateway':<12} {member + ' (clients: HTTP; peers: mTLS ' + gw['peer_url'] + ')':<45} "
+                    f"{gw['base_url']}",
+                    flush=True,
+                )
             if "gateway" in s.manifest:
                 print(
                     f"{'gateway':<12} {'Sandbox gateway (X-Road REST /r1/..., SOAP POST /)':<45} "

@@ -33,5 +33,5 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers
     """The four agency systems of a small generated country (plus known records), on loopback."""
     country = tmp_path_factory.mktemp("country")
     known.build_country(country)
-    with SandboxServers(country, gateway=False) as running:
+    with SandboxServers(country, gateway="none") as running:
         yield running

@@ -23,7 +23,7 @@ def country(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_sandbox_json_lists_the_gateway_and_a_client_can_use_it(country: Path, tmp_path: Path):
     manifest_path = tmp_path / MANIFEST_FILE
-    with SandboxServers(country, manifest_path=manifest_path, data_dir=tmp_path / "gw"):
+    with SandboxServers(country, manifest_path=manifest_path, data_dir=tmp_path / "gw", gateway="single"):
         written = json.loads(manifest_path.read_text())
         gw = written["gateway"]
         assert gw["instance"] == "ZZ"
@@ -51,7 +51,7 @@ def test_sandbox_json_lists_the_gateway_and_a_client_can_use_it(country: Path, t
 @pytest.mark.anyio
 async def test_the_written_connector_configuration_works(country: Path, tmp_path: Path):
     manifest_path = tmp_path / MANIFEST_FILE
-    with SandboxServers(country, manifest_path=manifest_path, gateway=False):
+    with SandboxServers(country, manifest_path=manifest_path, gateway="none"):
         async with Router.from_file(tmp_path / CONNECTORS_FILE) as router:
             person = await router.call("getPersonByNationalId", {"nationalId": "9000000001"})
             pension = await router.call("getPension", {"ssn": "SSN900000002"})

@@ -1,0 +1,98 @@
+"""The node as a member of a federation: directory, keys, peer trust, replay guard, and the peer client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import certs
+from gateway import errors, tls
+from gateway.directory import Directory, DirectoryClient, MemberEntry
+from gateway.errors import ConfigError, GatewayError
+from gateway.exchange import Exchange
+from gateway.peers import PeerClient
+from gateway.replay import MemoryNonceStore, ReplayGuard
+from gateway.settings import FederationSettings
+from gateway.signing import Signer
+from gateway.trust import PeerVerifier, RevocationChecker
+
+
+class Federation:
+    def __init__(self, settings: FederationSettings) -> None:
+        self.settings = settings
+        self.member = settings.member
+        try:
+            passphrase = certs.passphrase_from(file=settings.passphrase_file)
+            sign_cert = certs.load_certificate(settings.sign_cert)
+            sign_key = certs.load_private_key(settings.sign_key, passphrase)
+            auth_cert = certs.load_certificate(settings.auth_cert)
+            certs.load_private_key(settings.auth_key, passphrase)  # fail at start, not at the first handshake
+        except certs.CertsError as exc:
+            raise ConfigError(f"federation keys: {exc}") from None
+        for what, cert in (("auth_cert", auth_cert), ("sign_cert", sign_cert)):
+            if certs.member_of(cert) != self.member:
+                raise ConfigError(f"federation.{what} belongs to {certs.member_of(cert)}, not to {self.member}")
+        self.directory = DirectoryClient(settings.directory, settings.anchor, refresh_seconds=settings.refresh_seconds)
+        directory = self.directory.load_initial()
+        self.signer = Signer(sign_key, certs.fingerprint(sign_cert))
+        self.auth_fingerprint = certs.fingerprint(auth_cert)
+        self.server_ssl = tls.server_context(
+            settings.auth_cert, settings.auth_key, passphrase, client_cas=directory.ca_pems, require_client_cert=True
+        )
+        self.peers = PeerClient(
+            tls.client_context(settings.auth_cert, settings.auth_key, passphrase, server_cas=directory.ca_pems),
+            timeout=settings.peer_timeout,
+        )
+        self.verifier = PeerVerifier(
+            RevocationChecker(
+                settings.revocation,
+                cache_seconds=settings.revocation_cache_seconds,
+                max_age_seconds=settings.revocation_max_age_seconds,
+            )
+        )
+        self.replay = ReplayGuard(
+            MemoryNonceStore(), window_seconds=settings.replay_window_seconds, skew_seconds=settings.clock_skew_seconds
+        )
+        self._refresher: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Refresh the directory on a schedule for as long as the node runs."""
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever(), name="directory-refresh")
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.refresh_seconds)
+            await self.directory.refresh()
+
+    async def aclose(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        await self.peers.aclose()
+        await self.verifier.revocation.aclose()
+
+
+def resolve_peer(
+    ex: Exchange, federation: Federation | None, service_type: str
+) -> tuple[Federation, Directory, MemberEntry]:
+    """For a service this node does not host: the provider's gateway, from a current directory."""
+    assert ex.service is not None
+    provider = ex.service.provider
+    if federation is None:
+        raise GatewayError(errors.UNKNOWN_MEMBER, f"subsystem {provider} is not known to this gateway")
+    ex.side = "Client"
+    directory = federation.directory.current(errors.OUTDATED_GLOBAL_CONF_CLIENT)
+    peer = directory.members.get(str(provider.member))
+    if peer is None:
+        raise GatewayError(errors.UNKNOWN_MEMBER, f"member {provider.member} is not in the federation directory")
+    offered = peer.services.get(provider.subsystem or "")
+    if offered is None:
+        raise GatewayError(errors.UNKNOWN_MEMBER, f"subsystem {provider} is not in the federation directory")
+    kind = offered.get(ex.service.code)
+    if kind is None:
+        raise GatewayError(errors.UNKNOWN_SERVICE, f"service {ex.service} is not offered")
+    if kind != service_type:
+        raise GatewayError(errors.INVALID_SERVICE_TYPE, f"service {ex.service} is a {kind.upper()} service")
+    ex.resolved = True
+    return federation, directory, peer
