@@ -1,4 +1,4 @@
-"""The cost of the gateway: the same calls straight to an agency system and through one gateway node.
+"""The cost of the gateway: the same calls straight to an agency system, through one gateway, and through two.
 
 Agency systems, gateway and load generator (wrk) each run in their own process, as they would on
 separate machines; all share this machine's two cores, so the figures are for comparison in one run.
@@ -25,6 +25,8 @@ from rich.table import Table
 
 from bench import wrk
 from bench.stats import median
+from gateway.authority import create_authority_app
+from gateway.server import ServerThread, base_url, bind
 from sandbox import federation
 from sandbox.demo import PURPOSE, soap_request
 from sandbox.generator import generate
@@ -94,38 +96,66 @@ def main() -> None:
             while not manifest_path.exists() and time.monotonic() < deadline:
                 time.sleep(0.1)
             systems = json.loads(manifest_path.read_text())["systems"]
-            config, tokens = federation.gateway_config(systems, root / "gateway", port=free_port())
-            (root / "gateway.toml").write_text(tomli_w.dumps(config))
-            with process(KIUNGO, "gateway", "serve", "-c", str(root / "gateway.toml")):
-                gw = f"http://127.0.0.1:{config['server']['port']}"
-                wait_for(gw + "/health")
+            single, tokens = federation.gateway_config(systems, root / "gateway", port=free_port())
+            (root / "gateway.toml").write_text(tomli_w.dumps(single))
+            authority_sock = bind("127.0.0.1", 0)
+            plan = federation.plan_federation(
+                systems,
+                root / "federation",
+                host="127.0.0.1",
+                client_ports={code: free_port() for code in federation.MEMBERS},
+                peer_ports={code: free_port() for code in federation.MEMBERS},
+                authority_url=base_url(authority_sock),
+            )
+            for code in ("msp", "tax", "cra"):
+                plan.configs[code]["federation"]["revocation_cache_seconds"] = 60  # production-like
+                (root / f"{code}.toml").write_text(tomli_w.dumps(plan.configs[code]))
+            authority = {"authority": (create_authority_app(plan.ca, plan.directory_file), authority_sock)}
+            with (
+                ServerThread(authority, name="authority"),
+                process(KIUNGO, "gateway", "serve", "-c", str(root / "gateway.toml")),
+                process(KIUNGO, "gateway", "serve", "-c", str(root / "msp.toml")),
+                process(KIUNGO, "gateway", "serve", "-c", str(root / "tax.toml")),
+                process(KIUNGO, "gateway", "serve", "-c", str(root / "cra.toml")),
+            ):
+                gw = f"http://127.0.0.1:{single['server']['port']}"
+                msp = f"http://127.0.0.1:{plan.configs['msp']['server']['port']}"
+                for url in (gw, msp, f"http://127.0.0.1:{plan.configs['tax']['server']['port']}"):
+                    wait_for(url + "/health")
                 client = federation.PROGRAMME_MIS
                 auth = {"X-Road-Client": client, "X-Kiungo-Client-Token": tokens[client], "X-Road-PDU-Purpose": PURPOSE}
+                fed_auth = auth | {"X-Kiungo-Client-Token": plan.tokens[client]}
                 soap_headers = {"Content-Type": "text/xml", "X-Kiungo-Client-Token": tokens[client]}
+                fed_soap_headers = soap_headers | {"X-Kiungo-Client-Token": plan.tokens[client]}
+                taxpayer = f"/r1/ZZ/GOV/TAX/taxreg/taxpayers/v1/taxpayers/{tin}"
+                envelope = soap_request(nid, client, message_id=wrk.UNIQUE)
                 cases: list[tuple[str, str, str, dict[str, str], bytes | None]] = [
                     ("REST direct", "GET", systems["tax"]["base_url"] + f"/v1/taxpayers/{tin}", {}, None),
-                    ("REST via gateway", "GET", gw + f"/r1/ZZ/GOV/TAX/taxreg/taxpayers/v1/taxpayers/{tin}", auth, None),
+                    ("REST via gateway", "GET", gw + taxpayer, auth, None),
+                    ("REST via two gateways", "GET", msp + taxpayer, fed_auth, None),
                     ("SOAP direct", "POST", systems["cra"]["endpoint"], {"Content-Type": "text/xml"}, plain_soap(nid)),
-                    ("SOAP via gateway", "POST", gw + "/", soap_headers, soap_request(nid, client)),
+                    ("SOAP via gateway", "POST", gw + "/", soap_headers, envelope),
+                    ("SOAP via two gateways", "POST", msp + "/", fed_soap_headers, envelope),
                 ]
                 loaded: dict[str, list[wrk.Load]] = {name: [] for name, *_ in cases}
-                single: dict[str, list[wrk.Load]] = {name: [] for name, *_ in cases}
-                for _, method, url, headers, body in cases:  # warm-up: pools, caches, WSDL
+                single_conn: dict[str, list[wrk.Load]] = {name: [] for name, *_ in cases}
+                for _, method, url, headers, body in cases:  # warm-up: pools, caches, WSDL, CRL
                     wrk.run(url, headers=headers, method=method, body=body, seconds=1)
                 for _ in range(ROUNDS):  # interleaved, so drift hits every case alike
                     for name, method, url, headers, body in cases:
                         loaded[name].append(wrk.run(url, headers=headers, method=method, body=body, seconds=SECONDS))
-                        single[name].append(
+                        single_conn[name].append(
                             wrk.run(url, headers=headers, method=method, body=body, seconds=3, connections=1, threads=1)
                         )
-    report(console, loaded, single)
+    report(console, loaded, single_conn)
 
 
 def report(console: Console, loaded: dict[str, list[wrk.Load]], single: dict[str, list[wrk.Load]]) -> None:
     title = (
-        f"One gateway node: medians of {ROUNDS} interleaved wrk runs per path (throughput: 16 connections, "
+        f"Gateways: medians of {ROUNDS} interleaved wrk runs per path (throughput: 16 connections, "
         f"{SECONDS} s; latency: 1 connection, 3 s); 20,000-person country; {os.cpu_count()} cores shared by the "
-        "agency systems, the gateway and wrk"
+        "agency systems, five gateway processes and wrk. Two gateways: mutual TLS, ES256 signatures both ways, "
+        "replay guard, CRL checks, one SQLite monitoring commit per side"
     )
     table = Table(
         "path",

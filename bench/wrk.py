@@ -44,8 +44,7 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         if body is not None:
             script = Path(tmp) / "body.lua"
-            payload = body.decode().replace("\\", "\\\\").replace("]]", "]] .. ']]' .. [[")
-            script.write_text(f'wrk.method = "{method}"\nwrk.body = [[{payload}]]\n')
+            script.write_text(_script(method, body.decode()))
             args += ["-s", str(script)]
         out = subprocess.run([*args, url], capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     pct = {m.group(1): float(m.group(2)) * _UNITS[m.group(3)] for m in _PCT.finditer(out)}
@@ -56,3 +55,28 @@ def run(
     sockets = _SOCKET.search(out)
     bad = (int(errors.group(1)) if errors else 0) + (sum(int(g) for g in sockets.groups()) if sockets else 0)
     return Load(float(rps.group(1)), pct["50"], pct["99"], bad)
+
+
+#: In a body, replaced by an id unique to each request (X-Road message ids are accepted once).
+UNIQUE = "{{UNIQUE}}"
+
+
+def _script(method: str, body: str) -> str:
+    template = body.replace("]]", "]] .. ']]' .. [[")
+    if UNIQUE not in body:
+        return f'wrk.method = "{method}"\nwrk.body = [[{template}]]\n'
+    return f"""
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local counter = 0
+local template = [[{template}]]
+function request()
+  counter = counter + 1
+  local id = tostring(tid) .. "-" .. tostring(os.time()) .. "-" .. tostring(counter)
+  local body = string.gsub(template, "{{{{UNIQUE}}}}", id)
+  return wrk.format("{method}", nil, nil, body)
+end
+"""

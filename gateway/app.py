@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -16,8 +17,9 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import errors, rest, soap
-from gateway.errors import GatewayError
+import certs
+from gateway import errors, rest, soap, tls
+from gateway.errors import ConfigError, GatewayError
 from gateway.identifiers import ClientId, IdentifierError, ServiceId
 from gateway.node import Node
 from gateway.server import Listener, bind
@@ -173,7 +175,24 @@ def listeners(
     """The node's listeners: local clients on plain HTTP, and (in a federation) peers on mutual TLS."""
     app = create_app(settings)
     node: Node = app.state.node
-    out = {"gateway": Listener(app, client_sock or bind(settings.server.host, settings.server.port))}
+    server = settings.server
+    context = None
+    if server.tls_cert is not None and server.tls_key is not None:
+        passphrase_file = server.passphrase_file or (
+            settings.federation.passphrase_file if settings.federation else None
+        )
+        try:
+            passphrase = certs.passphrase_from(file=passphrase_file)
+            context = tls.server_context(
+                server.tls_cert,
+                server.tls_key,
+                passphrase,
+                client_cas=node.catalog.client_certificates(),
+                require_client_cert=False,
+            )
+        except (certs.CertsError, OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"server.tls_cert/tls_key: {exc}") from None
+    out = {"gateway": Listener(app, client_sock or bind(server.host, server.port), context)}
     if node.federation is not None:
         fed = node.federation.settings
         sock = peer_sock or bind(fed.host, fed.port)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gateway import errors
-from gateway.errors import GatewayError
+from gateway.errors import ConfigError, GatewayError
 from gateway.identifiers import ClientId, ServiceId
 from gateway.settings import NodeSettings
 
@@ -22,10 +24,14 @@ TOKEN_HEADER = "x-kiungo-client-token"  # noqa: S105 - a header name, not a secr
 class LocalClient:
     id: ClientId
     name: str
-    token_sha256: bytes
+    token_sha256: bytes | None
+    cert_sha256: bytes | None  # the registered TLS client certificate's fingerprint
+    cert_pem: str | None
 
-    def authenticate(self, token: str | None) -> bool:
-        if not token:
+    def authenticate(self, token: str | None, cert_der: bytes | None) -> bool:
+        if cert_der is not None and self.cert_sha256 is not None:
+            return hmac.compare_digest(hashlib.sha256(cert_der).digest(), self.cert_sha256)
+        if not token or self.token_sha256 is None:
             return False
         presented = hashlib.sha256(token.encode()).digest()
         return hmac.compare_digest(presented, self.token_sha256)
@@ -55,10 +61,16 @@ class Subsystem:
 class Catalog:
     def __init__(self, settings: NodeSettings) -> None:
         self.instance = settings.instance
-        self.clients: dict[ClientId, LocalClient] = {
-            ClientId.parse(k): LocalClient(ClientId.parse(k), v.name, bytes.fromhex(v.token_sha256))
-            for k, v in settings.clients.items()
-        }
+        self.clients: dict[ClientId, LocalClient] = {}
+        for key, client in settings.clients.items():
+            pem = _read_pem(client.tls_cert, key) if client.tls_cert else None
+            self.clients[ClientId.parse(key)] = LocalClient(
+                ClientId.parse(key),
+                client.name,
+                bytes.fromhex(client.token_sha256) if client.token_sha256 else None,
+                hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).digest() if pem else None,
+                pem,
+            )
         self.subsystems: dict[ClientId, Subsystem] = {
             ClientId.parse(k): Subsystem(ClientId.parse(k), v.name) for k, v in settings.subsystems.items()
         }
@@ -67,14 +79,22 @@ class Catalog:
             service = LocalService(sid, s.system, s.type, s.operation, s.openapi, frozenset(s.allow), s.description)
             self.subsystems[sid.provider].services[sid.code] = service
 
-    def client(self, cid: ClientId, token: str | None) -> LocalClient:
-        """The registered local client, authenticated by its token, or the refusal to give it."""
+    def client(self, cid: ClientId, token: str | None, cert_der: bytes | None = None) -> LocalClient:
+        """The registered local client, authenticated by its TLS certificate or its token, or the refusal."""
         client = self.clients.get(cid)
         if client is None:
             raise GatewayError(errors.UNKNOWN_CLIENT, f"client {cid} is not registered on this gateway")
-        if not client.authenticate(token):
+        if not client.authenticate(token, cert_der):
+            if cert_der is not None and client.cert_sha256 is not None:
+                raise GatewayError(
+                    errors.CLIENT_AUTHENTICATION, f"the TLS certificate presented is not the one registered for {cid}"
+                )
             raise GatewayError(errors.CLIENT_AUTHENTICATION, f"client {cid} did not present a valid access token")
         return client
+
+    def client_certificates(self) -> list[str]:
+        """PEM certificates of the clients that authenticate with TLS (the client listener trusts these)."""
+        return [c.cert_pem for c in self.clients.values() if c.cert_pem]
 
     def subsystem(self, provider: ClientId) -> Subsystem:
         found = self.subsystems.get(provider)
@@ -87,3 +107,12 @@ class Catalog:
         if found is None or (sid.version is not None and sid.version != found.id.version):
             raise GatewayError(errors.UNKNOWN_SERVICE, f"service {sid} is not offered")
         return found
+
+
+def _read_pem(path: Path, client: str) -> str:
+    try:
+        text = path.read_text()
+        ssl.PEM_cert_to_DER_cert(text)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"clients.{client}.tls_cert: cannot read a PEM certificate at {path} ({exc})") from None
+    return text

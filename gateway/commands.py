@@ -41,16 +41,15 @@ def check(config: ConfigOpt) -> None:
 @app.command()
 def serve(config: ConfigOpt) -> None:
     """Serve the node until Ctrl-C or SIGTERM."""
-    from gateway.app import create_app
-    from gateway.server import ServerThread, base_url, bind
+    from gateway.app import listeners
+    from gateway.server import ServerThread, base_url
 
     settings = _settings(config)
     try:
-        application = create_app(settings)
+        node_listeners = listeners(settings)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    sock = bind(settings.server.host, settings.server.port)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -58,10 +57,43 @@ def serve(config: ConfigOpt) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
-    with ServerThread({"gateway": (application, sock)}, name="gateway") as server:
-        typer.echo(f"{settings.name} serving on {base_url(sock)} (REST /r1/…, SOAP POST /, docs /docs)")
+    with ServerThread(node_listeners, name="gateway") as server:
+        client = node_listeners["gateway"]
+        scheme = "https" if client.ssl else "http"
+        typer.echo(f"{settings.name}: clients on {base_url(client.sock, scheme)} (REST /r1/…, SOAP POST /, docs /docs)")
+        if "peers" in node_listeners:
+            typer.echo(f"  peer gateways on {base_url(node_listeners['peers'].sock, 'https')} (mutual TLS)")
         while not stop.wait(0.5):
             if not server.alive:
+                raise typer.Exit(1)
+
+
+@app.command()
+def authority(
+    ca: Annotated[Path, typer.Option("--ca", help="The federation CA's directory (kiungo certs init).")],
+    directory: Annotated[Path, typer.Option("--directory", help="The signed directory file to publish.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 8000,
+    passphrase_file: Annotated[Path | None, typer.Option(help="Else KIUNGO_KEY_PASSPHRASE.")] = None,
+) -> None:
+    """Serve the federation authority: the signed directory (/directory), the CRL (/crl) and OCSP (/ocsp)."""
+    import certs
+    from gateway.authority import create_authority_app
+    from gateway.server import ServerThread, base_url, bind
+
+    try:
+        authority_ca = certs.CertificateAuthority.open(ca, certs.passphrase_from(file=passphrase_file))
+    except certs.CertsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    sock = bind(host, port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    with ServerThread({"authority": (create_authority_app(authority_ca, directory), sock)}, name="authority") as srv:
+        typer.echo(f"federation authority on {base_url(sock)}: /directory /crl /ocsp /ca")
+        while not stop.wait(0.5):
+            if not srv.alive:
                 raise typer.Exit(1)
 
 

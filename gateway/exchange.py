@@ -159,10 +159,10 @@ class Pipeline:
             self.metrics.observe(label, ex.protocol, outcome, time.perf_counter() - ex.started)
             self.monitor.add(ex.record(error))
 
-    def authenticate(self, ex: Exchange, token: str | None) -> LocalClient:
-        """The calling subsystem is registered on this node and presented its token."""
+    def authenticate(self, ex: Exchange, token: str | None, cert_der: bytes | None = None) -> LocalClient:
+        """The calling subsystem is registered on this node and presented its certificate or token."""
         assert ex.client is not None
-        return self.catalog.client(ex.client, token)
+        return self.catalog.client(ex.client, token, cert_der)
 
     def authorize(self, ex: Exchange, expected_type: str) -> LocalService:
         """The service is hosted here, has this type, and admits the (already authenticated) client."""

@@ -157,10 +157,10 @@ async def handle(request: Request, node: Node) -> Response:
             call = parse(request, ex)
             assert ex.service is not None
             if ex.service.code in REST_METASERVICES and not call.service_path:
-                pipeline.authenticate(ex, call.token)
+                pipeline.authenticate(ex, call.token, peer_certificate(request.scope))
                 return await _metaservice(ex, call.query, node)
             parse_purpose(request, ex)
-            pipeline.authenticate(ex, call.token)
+            pipeline.authenticate(ex, call.token, peer_certificate(request.scope))
             if not pipeline.hosts(ex):
                 return await _forward(request, ex, call, node)
             service = pipeline.authorize(ex, "rest")

@@ -30,21 +30,43 @@ class ServerSettings(_Strict):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_xml_depth: int = Field(64, ge=8, le=1024)
     provider_timeout: float = Field(30.0, gt=0, le=600, description="seconds for a provider to answer")
+    tls_cert: Path | None = Field(None, description="serve local clients over HTTPS with this certificate")
+    tls_key: Path | None = Field(None, description="its key (encrypted with the node's key passphrase)")
+    passphrase_file: Path | None = Field(None, description="else federation.passphrase_file or KIUNGO_KEY_PASSPHRASE")
+
+    @model_validator(mode="after")
+    def _pair(self) -> ServerSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
 
 
 class ClientSettings(_Strict):
     """A local client subsystem: an information system that calls services through this node."""
 
     name: str = ""
-    token_sha256: str = Field(description="SHA-256 (hex) of the subsystem's access token; the token stays with it")
+    token_sha256: str | None = Field(
+        None, description="SHA-256 (hex) of the subsystem's access token; the token stays with it"
+    )
+    tls_cert: Path | None = Field(
+        None, description="the subsystem's TLS client certificate (PEM; self-signed is fine), when it uses one"
+    )
 
     @field_validator("token_sha256")
     @classmethod
-    def _hex(cls, v: str) -> str:
+    def _hex(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         v = v.lower()
         if not _SHA256.fullmatch(v):
             raise ValueError("must be 64 hexadecimal characters (sha256 of the token)")
         return v
+
+    @model_validator(mode="after")
+    def _some_credential(self) -> ClientSettings:
+        if self.token_sha256 is None and self.tls_cert is None:
+            raise ValueError("a client needs token_sha256 or tls_cert (or both)")
+        return self
 
 
 class SubsystemSettings(_Strict):

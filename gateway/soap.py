@@ -246,10 +246,10 @@ async def handle(request: Request, node: Node) -> Response:
             token = request.headers.get(TOKEN_HEADER)
             assert ex.service is not None
             if ex.service.code in SOAP_METASERVICES:
-                pipeline.authenticate(ex, token)
+                pipeline.authenticate(ex, token, peer_certificate(request.scope))
                 return _metaservice(ex, msg, node)
             read_purpose(msg, ex)
-            pipeline.authenticate(ex, token)
+            pipeline.authenticate(ex, token, peer_certificate(request.scope))
             if not pipeline.hosts(ex):
                 return await _forward(request, ex, data, node)
             service = pipeline.authorize(ex, "soap")

@@ -106,7 +106,7 @@ async def through_connectors(router: Router, subject: Subject) -> list[str]:
     return [subject.label, mask(nid), civil, income, pension, programmes]
 
 
-def soap_request(nid: str, client: str) -> bytes:
+def soap_request(nid: str, client: str, message_id: str | None = None) -> bytes:
     inst, cls, code, sub = client.split("/")
     return f"""<soapenv:Envelope xmlns:soapenv="{SOAP11}" xmlns:xroad="http://x-road.eu/xsd/xroad.xsd"
  xmlns:id="http://x-road.eu/xsd/identifiers" xmlns:pdu="urn:kiungo:xsd:pdu:1" xmlns:cra="{CRA_NS}">
@@ -116,7 +116,7 @@ def soap_request(nid: str, client: str) -> bytes:
  <xroad:service id:objectType="SERVICE"><id:xRoadInstance>ZZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass>
   <id:memberCode>CRA</id:memberCode><id:subsystemCode>civreg</id:subsystemCode>
   <id:serviceCode>GetPersonByNationalId</id:serviceCode></xroad:service>
- <xroad:id>{uuid.uuid4()}</xroad:id><xroad:userId>ZZ-demo-officer</xroad:userId>
+ <xroad:id>{message_id or uuid.uuid4()}</xroad:id><xroad:userId>ZZ-demo-officer</xroad:userId>
  <xroad:protocolVersion>4.0</xroad:protocolVersion><pdu:purpose>{PURPOSE}</pdu:purpose>
 </soapenv:Header>
 <soapenv:Body><cra:GetPersonByNationalId><cra:nationalId>{nid}</cra:nationalId></cra:GetPersonByNationalId></soapenv:Body>
