@@ -32,7 +32,7 @@ from gateway.metaservices import REST_METASERVICES
 from gateway.requesthash import rest_request_hash
 from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, request_payload, response_payload
 from gateway.tls import peer_certificate
-from gateway.trust import check_signature
+from gateway.trust import check_answer, check_signature
 
 if TYPE_CHECKING:
     from gateway.node import Node
@@ -275,19 +275,7 @@ async def _forward(request: Request, ex: Exchange, call: RestCall, node: Node) -
         return Response(answer.content, status_code=answer.status_code, headers=out)
     if answer.headers.get("x-road-request-hash") != request_hash:
         raise GatewayError(errors.INVALID_SIGNATURE_CLIENT, "the provider's answer is for another request")
-    check_signature(
-        answer.headers.get(SIGNATURE_HEADER),
-        response_payload(
-            request_hash,
-            answer.status_code,
-            answer.headers.get("content-type", ""),
-            answer.content,
-            parse_timestamp(answer.headers.get(TIMESTAMP_HEADER), errors.INVALID_SIGNATURE_CLIENT),
-        ),
-        str(provider.member),
-        directory,
-        errors.INVALID_SIGNATURE_CLIENT,
-    )
+    check_answer(answer, request_hash, str(provider.member), directory)
     return Response(answer.content, status_code=answer.status_code, headers=out)
 
 

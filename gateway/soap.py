@@ -28,7 +28,7 @@ from gateway.metaservices import SOAP_METASERVICES
 from gateway.requesthash import SHA512_URI, soap_request_hash
 from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, request_payload, response_payload
 from gateway.tls import peer_certificate
-from gateway.trust import check_signature
+from gateway.trust import check_answer, check_signature
 from gateway.xmlparser import XmlRejected, parse
 
 if TYPE_CHECKING:
@@ -347,19 +347,7 @@ async def _forward(request: Request, ex: Exchange, data: bytes, node: Node) -> R
             media_type=XML,
             headers={"X-Road-Error": answer.headers["x-road-error"]},
         )
-    check_signature(
-        answer.headers.get(SIGNATURE_HEADER),
-        response_payload(
-            request_hash,
-            answer.status_code,
-            answer.headers.get("content-type", ""),
-            answer.content,
-            parse_timestamp(answer.headers.get(TIMESTAMP_HEADER), errors.INVALID_SIGNATURE_CLIENT),
-        ),
-        str(provider.member),
-        directory,
-        errors.INVALID_SIGNATURE_CLIENT,
-    )
+    check_answer(answer, request_hash, str(provider.member), directory)
     return Response(answer.content, status_code=answer.status_code, media_type=XML)
 
 

@@ -20,7 +20,15 @@ import certs
 from gateway import errors
 from gateway.directory import Directory
 from gateway.errors import GatewayError
-from gateway.signing import SignatureInvalid, signer_kid, verify
+from gateway.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    SignatureInvalid,
+    parse_timestamp,
+    response_payload,
+    signer_kid,
+    verify,
+)
 
 RevocationMode = Literal["crl", "ocsp"]
 
@@ -143,3 +151,20 @@ def check_signature(
         verify(token, payload, cert)
     except (certs.CertsError, SignatureInvalid) as exc:
         raise GatewayError(kind, f"the signature of {member} does not verify: {exc}") from None
+
+
+def check_answer(answer: httpx.Response, request_hash: str, member: str, directory: Directory) -> None:
+    """A provider gateway's answer is signed by `member`, for this request, and unaltered."""
+    check_signature(
+        answer.headers.get(SIGNATURE_HEADER),
+        response_payload(
+            request_hash,
+            answer.status_code,
+            answer.headers.get("content-type", ""),
+            answer.content,
+            parse_timestamp(answer.headers.get(TIMESTAMP_HEADER), errors.INVALID_SIGNATURE_CLIENT),
+        ),
+        member,
+        directory,
+        errors.INVALID_SIGNATURE_CLIENT,
+    )
