@@ -1,3 +1,23 @@
-"""Kiungo's `consent` package (see docs/architecture.md); its capabilities arrive with later issues."""
+"""Consent records, receipts, withdrawal and the consent check (docs/consent.md).
 
-__all__: list[str] = []
+Imports nothing from the other Kiungo packages: identifiers and purposes arrive as plain strings.
+"""
+
+from consent.errors import ConsentError, ConsentNotFound, InvalidConsent, ReceiptError
+from consent.model import LAWFUL_BASIS_CONSENT, ConsentCheck, ConsentEvent, ConsentRecord
+from consent.receipts import ReceiptSigner, verify_receipt
+from consent.store import ConsentStore
+
+__all__ = [
+    "LAWFUL_BASIS_CONSENT",
+    "ConsentCheck",
+    "ConsentError",
+    "ConsentEvent",
+    "ConsentNotFound",
+    "ConsentRecord",
+    "ConsentStore",
+    "InvalidConsent",
+    "ReceiptError",
+    "ReceiptSigner",
+    "verify_receipt",
+]

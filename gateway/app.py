@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from lxml import etree
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
 import certs
+from consent import ConsentError, ConsentNotFound, ConsentRecord, ConsentStore
 from gateway import errors, rest, soap, tls
 from gateway.errors import ConfigError, GatewayError
 from gateway.identifiers import ClientId, IdentifierError, ServiceId
@@ -127,6 +131,8 @@ def create_app(settings: NodeSettings) -> FastAPI:
     async def metrics() -> Response:
         return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    _consent_routes(app, node)
+
     @app.get("/api/operator/monitoring", tags=["operations"], summary="Operational monitoring records")
     def monitoring(
         request: Request,
@@ -146,6 +152,107 @@ def create_app(settings: NodeSettings) -> FastAPI:
         return JSONResponse({"records": records})
 
     return app
+
+
+class ConsentGrant(BaseModel):
+    """A data subject's consent, as recorded by the controller's staff (GovStack: consent record)."""
+
+    subject_id: str = Field(
+        min_length=1, max_length=64, description="the data subject's identifier (hashed on arrival)"
+    )
+    recipients: list[str] = Field(min_length=1, description="client subsystems (or members) that may receive the data")
+    purposes: list[str] = Field(min_length=1)
+    data_categories: list[str] = Field(min_length=1)
+    valid_until: dt.datetime
+    valid_from: dt.datetime | None = None
+    privacy_notice: str = ""
+    language: str = "en"
+
+
+class SubjectQuery(BaseModel):
+    subject_id: str = Field(min_length=1, max_length=64)
+
+
+def _consent_routes(app: FastAPI, node: Node) -> None:
+    """Grant, withdraw and list consents; identifiers travel in bodies, never in URLs (which get logged)."""
+    token = node.settings.operator.token_sha256
+    tags: list[str | Enum] = ["consent"]
+
+    def registry(request: Request) -> tuple[ConsentStore | None, Response | None]:
+        denied = _operator_denied(request, token)
+        if denied is not None:
+            return None, denied
+        if node.consent is None:
+            error = GatewayError(errors.UNKNOWN_SERVICE, "this node keeps no consent registry")
+            return None, rest.error_response(error, "")
+        return node.consent, None
+
+    def failure(exc: ConsentError) -> Response:
+        kind = errors.UNKNOWN_SERVICE if isinstance(exc, ConsentNotFound) else errors.BAD_REQUEST
+        return rest.error_response(GatewayError(kind, str(exc)), "")
+
+    def view(record: ConsentRecord) -> dict[str, Any]:
+        return {**record.as_json(), "state": record.state()}
+
+    @app.post("/api/consent/records", tags=tags, summary="Record a consent; answers the record and a signed receipt")
+    def grant(request: Request, body: ConsentGrant) -> Response:
+        store, denied = registry(request)
+        if store is None:
+            assert denied is not None
+            return denied
+        try:
+            record = store.grant(
+                subject_id=body.subject_id,
+                controller=node.enforcement.controller or "",
+                recipients=body.recipients,
+                purposes=body.purposes,
+                data_categories=body.data_categories,
+                valid_until=body.valid_until,
+                valid_from=body.valid_from,
+                privacy_notice=body.privacy_notice,
+                language=body.language,
+                actor="operator",
+            )
+        except ConsentError as exc:
+            return failure(exc)
+        receipt = node.receipts.receipt(record) if node.receipts else None
+        return JSONResponse({"record": view(record), "receipt": receipt}, status_code=201)
+
+    @app.post("/api/consent/records/search", tags=tags, summary="A data subject's consent records, newest first")
+    def search(request: Request, body: SubjectQuery) -> Response:
+        store, denied = registry(request)
+        if store is None:
+            assert denied is not None
+            return denied
+        return JSONResponse({"records": [view(r) for r in store.list_by_subject(body.subject_id)]})
+
+    @app.get("/api/consent/records/{record_id}", tags=tags, summary="One consent record")
+    def get(request: Request, record_id: str) -> Response:
+        store, denied = registry(request)
+        if store is None:
+            assert denied is not None
+            return denied
+        try:
+            return JSONResponse(view(store.get(record_id)))
+        except ConsentError as exc:
+            return failure(exc)
+
+    @app.post("/api/consent/records/{record_id}/withdraw", tags=tags, summary="Withdraw a consent, from now on")
+    def withdraw(request: Request, record_id: str) -> Response:
+        store, denied = registry(request)
+        if store is None:
+            assert denied is not None
+            return denied
+        try:
+            return JSONResponse(view(store.withdraw(record_id, actor="operator")))
+        except ConsentError as exc:
+            return failure(exc)
+
+    @app.get("/api/consent/receipt-key", tags=tags, summary="The public key that verifies consent receipts offline")
+    def receipt_key() -> Response:
+        if node.receipts is None:
+            return rest.error_response(GatewayError(errors.UNKNOWN_SERVICE, "this node signs no consent receipts"), "")
+        return Response(node.receipts.public_key_pem(), media_type="application/x-pem-file")
 
 
 def create_peer_app(node: Node) -> Starlette:

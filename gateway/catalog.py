@@ -15,6 +15,7 @@ from gateway import errors
 from gateway.errors import ConfigError, GatewayError
 from gateway.identifiers import ClientId, ServiceId
 from gateway.settings import NodeSettings
+from gateway.subjects import SubjectFinder
 
 #: The HTTP header in which a local client subsystem presents its access token (never forwarded).
 TOKEN_HEADER = "x-kiungo-client-token"  # noqa: S105 - a header name, not a secret
@@ -46,6 +47,7 @@ class LocalService:
     openapi: str | None
     allow: frozenset[str]
     description: str
+    subjects: SubjectFinder
 
     def allows(self, client: ClientId) -> bool:
         return "*" in self.allow or str(client) in self.allow
@@ -76,7 +78,16 @@ class Catalog:
         }
         for key, s in settings.services.items():
             sid = ServiceId.parse(key)
-            service = LocalService(sid, s.system, s.type, s.operation, s.openapi, frozenset(s.allow), s.description)
+            service = LocalService(
+                sid,
+                s.system,
+                s.type,
+                s.operation,
+                s.openapi,
+                frozenset(s.allow),
+                s.description,
+                SubjectFinder(s.subject),
+            )
             self.subsystems[sid.provider].services[sid.code] = service
 
     def client(self, cid: ClientId, token: str | None, cert_der: bytes | None = None) -> LocalClient:

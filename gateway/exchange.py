@@ -69,6 +69,11 @@ class Exchange:
     resolved: bool = False  # the service is one this node offers (safe as a metrics label)
     side: str = "Producer"  # X-Road's security server type: "Client" when forwarding to a peer
     remote_fault: str | None = None  # the provider gateway's refusal, passed through to the client
+    agreement_id: str | None = None
+    agreement_version: int | None = None
+    decision: str | None = None  # the policy decision's reason code
+    consent_record: str | None = None
+    subject_hash: str | None = None  # keyed hash of the data subject's id; the id itself is never kept
 
     def record(self, error: GatewayError | None) -> OperationalRecord:
         return OperationalRecord(
@@ -164,16 +169,13 @@ class Pipeline:
         assert ex.client is not None
         return self.catalog.client(ex.client, token, cert_der)
 
-    def authorize(self, ex: Exchange, expected_type: str) -> LocalService:
-        """The service is hosted here, has this type, and admits the (already authenticated) client."""
-        assert ex.client is not None
+    def service(self, ex: Exchange, expected_type: str) -> LocalService:
+        """The service is hosted here and has this type (whether the client may call it, enforcement says)."""
         assert ex.service is not None
         service = self.catalog.service(ex.service)
         ex.resolved = True
         if service.type != expected_type:
             raise GatewayError(errors.INVALID_SERVICE_TYPE, f"service {ex.service} is a {service.type.upper()} service")
-        if not service.allows(ex.client):
-            raise GatewayError(errors.ACCESS_DENIED, f"client {ex.client} may not call {ex.service}")
         return service
 
     def hosts(self, ex: Exchange) -> bool:

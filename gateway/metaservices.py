@@ -6,7 +6,7 @@ They describe what this node hosts; the protocol modules render them (JSON for R
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -28,7 +28,14 @@ _WSDL_TTL_SECONDS = 300
 
 
 class Metaservices:
-    def __init__(self, catalog: Catalog, connectors: Mapping[str, Connector], endpoints: EndpointCache) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        connectors: Mapping[str, Connector],
+        endpoints: EndpointCache,
+        may_call: Callable[[ClientId, ServiceId, LocalService], bool],
+    ) -> None:
+        self.may_call = may_call
         self.catalog = catalog
         self.connectors = connectors
         self.endpoints = endpoints
@@ -50,7 +57,7 @@ class Metaservices:
         subsystem = self.catalog.subsystem(provider)
         chosen = [s for s in subsystem.services.values() if s.type == kind]
         if client is not None:
-            chosen = [s for s in chosen if s.allows(client)]
+            chosen = [s for s in chosen if self.may_call(client, s.id, s)]
         return sorted(chosen, key=lambda s: s.id.code)
 
     async def rest_listing(self, provider: ClientId, client: ClientId | None) -> dict[str, Any]:
@@ -85,8 +92,8 @@ class Metaservices:
         service = self.catalog.service(ServiceId.of(provider, service_code))
         if service.type != "rest":
             raise GatewayError(errors.INVALID_SERVICE_TYPE, f"service {service.id} is a SOAP service: use getWsdl")
-        if not service.allows(client):
-            raise GatewayError(errors.ACCESS_DENIED, f"client {client} may not call {service.id}")
+        if not self.may_call(client, service.id, service):
+            raise GatewayError(errors.ACCESS_DENIED, f"no_agreement: client {client} may not call {service.id}")
         if not service.openapi:
             raise GatewayError(errors.UNKNOWN_SERVICE, f"service {service.id} has no OpenAPI description")
         document = await self.endpoints.document(

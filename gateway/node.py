@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
+import certs
 from connectors import ConnectorError, build_connectors
+from consent import ConsentStore, ReceiptSigner
 from gateway.catalog import Catalog
 from gateway.endpoints import EndpointCache
+from gateway.enforcement import Enforcement
 from gateway.errors import ConfigError
 from gateway.exchange import Pipeline
 from gateway.federation import Federation
@@ -12,6 +18,7 @@ from gateway.metaservices import Metaservices
 from gateway.metrics import NodeMetrics
 from gateway.monitoring import OperationalMonitor
 from gateway.settings import NodeSettings
+from gateway.subjects import node_secret
 
 
 class Node:
@@ -22,14 +29,47 @@ class Node:
             self.connectors = build_connectors(settings.systems)
         except ConnectorError as exc:
             raise ConfigError(f"systems: {exc}") from None
+        try:
+            self.secret = node_secret(settings.subject_secret_file or settings.data_dir / "subject.secret")
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"subject_secret_file: {exc}") from None
         self.monitor = OperationalMonitor(settings.data_dir / "monitoring.sqlite")
         self.metrics = NodeMetrics()
         self.endpoints = EndpointCache()
-        self.meta = Metaservices(self.catalog, self.connectors, self.endpoints)
+        self.federation = Federation(settings.federation) if settings.federation is not None else None
+        self.consent: ConsentStore | None = None
+        self.receipts: ReceiptSigner | None = None
+        pdp = None
+        controller = settings.federation.member if settings.federation else None
+        if settings.policy is not None:
+            pdp = Enforcement.load(settings.policy.agreements, settings.policy.forbid)
+            self.consent, self.receipts, controller = self._consent_registry(settings, controller)
+        self.enforcement = Enforcement(pdp, self.consent, controller=controller)
+        self.meta = Metaservices(self.catalog, self.connectors, self.endpoints, self.enforcement.may_call)
         self.pipeline = Pipeline(
             self.catalog, self.connectors, self.monitor, self.metrics, settings.server.provider_timeout
         )
-        self.federation = Federation(settings.federation) if settings.federation is not None else None
+
+    def _consent_registry(
+        self, settings: NodeSettings, controller: str | None
+    ) -> tuple[ConsentStore, ReceiptSigner | None, str | None]:
+        config = settings.consent
+        fed = settings.federation
+        controller = (config.controller if config else None) or controller
+        store = ConsentStore((config.db if config else None) or settings.data_dir / "consent.sqlite", self.secret)
+        key_path = (config.receipt_key if config else None) or (fed.sign_key if fed else None)
+        if key_path is None or controller is None:
+            return store, None, controller
+        passphrase_file = (config.passphrase_file if config else None) or (fed.passphrase_file if fed else None)
+        try:
+            key = certs.load_private_key(key_path, certs.passphrase_from(file=passphrase_file))
+        except certs.CertsError as exc:
+            raise ConfigError(f"consent.receipt_key: {exc}") from None
+        return store, ReceiptSigner(key, controller), controller
+
+    def subject_hash(self, subject_id: str) -> str:
+        """The keyed hash by which logs find one person's exchanges without holding her identifier."""
+        return hmac.new(self.secret, subject_id.strip().upper().encode(), hashlib.sha256).hexdigest()
 
     def start(self) -> None:
         if self.federation is not None:
@@ -40,4 +80,6 @@ class Node:
             await self.federation.aclose()
         for connector in self.connectors.values():
             await connector.aclose()
+        if self.consent is not None:
+            self.consent.close()
         self.monitor.close()

@@ -12,7 +12,9 @@ local service, with a signed answer).
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
@@ -20,6 +22,7 @@ from urllib.parse import parse_qs, unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
+import policies
 from connectors import ServiceRequest, ServiceResponse
 from gateway import errors
 from gateway.bodies import read_body
@@ -163,7 +166,7 @@ async def handle(request: Request, node: Node) -> Response:
             pipeline.authenticate(ex, call.token, peer_certificate(request.scope))
             if not pipeline.hosts(ex):
                 return await _forward(request, ex, call, node)
-            service = pipeline.authorize(ex, "rest")
+            service = pipeline.service(ex, "rest")
             body = await read_body(request, node.settings.server.max_body_bytes)
             ex.request_size = len(body)
             headers = forwardable(request, ex)
@@ -200,7 +203,7 @@ async def handle_peer(request: Request, node: Node) -> Response:
                 errors.INVALID_SIGNATURE,
             )
             federation.replay.check(member, ex.id, timestamp)
-            service = node.pipeline.authorize(ex, "rest")
+            service = node.pipeline.service(ex, "rest")
             answer = await _provide(ex, call, service, headers, body, node)
             signed_at = now_ms()
             content_type = answer.headers.get("content-type", "")
@@ -215,13 +218,17 @@ async def handle_peer(request: Request, node: Node) -> Response:
 async def _provide(
     ex: Exchange, call: RestCall, service: LocalService, headers: dict[str, str], body: bytes, node: Node
 ) -> ServiceResponse:
-    """Call the agency system behind a service hosted here."""
+    """Decide by the agreements (and consent), call the agency system, cut the answer to the agreed fields."""
     assert ex.service is not None
+    decision = node.enforcement.decide(ex, service, ex.method, call.service_path or "/")
+    subject = service.subjects.rest(call.service_path, call.query, body)
+    ex.subject_hash = node.subject_hash(subject) if subject else None
+    node.enforcement.check_consent(ex, decision, subject)
     ex.path_template = node.endpoints.template(str(ex.service), ex.method or "GET", call.service_path or "/")
     headers = dict(headers)
     headers["x-road-request-id"] = ex.request_id
     headers["x-road-service"] = str(ex.service)
-    return await node.pipeline.call(
+    answer = await node.pipeline.call(
         ex,
         service,
         ServiceRequest(
@@ -235,6 +242,23 @@ async def _provide(
             passthrough=True,
         ),
     )
+    return minimised(answer, decision.fields if decision else None)
+
+
+def minimised(answer: ServiceResponse, fields: Sequence[str] | None) -> ServiceResponse:
+    """The answer with only the fields the agreement grants; errors pass unchanged (they are the provider's)."""
+    if fields is None or not 200 <= answer.status < 300:
+        return answer
+    media = answer.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not (media == "application/json" or media.endswith("+json")):
+        raise GatewayError(errors.INVALID_RESPONSE, "the answer is not JSON, so it cannot be cut to the agreed fields")
+    try:
+        data = json.loads(answer.content)
+    except ValueError:
+        raise GatewayError(errors.INVALID_RESPONSE, "the provider's JSON answer does not parse") from None
+    content = json.dumps(policies.minimise_json(data, fields), ensure_ascii=False).encode()
+    headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
+    return dataclasses.replace(answer, content=content, headers=headers, data=None)
 
 
 def _respond(ex: Exchange, answer: ServiceResponse, request_hash: str, extra: dict[str, str]) -> Response:

@@ -80,8 +80,24 @@ class ServiceSettings(_Strict):
     type: Literal["rest", "soap"]
     operation: str = Field("", description="SOAP: the operation; REST: the base path the client's path follows")
     openapi: str | None = Field(None, description="REST: where the system publishes its OpenAPI (path or URL)")
-    allow: list[str] = Field(default_factory=list, description="client subsystems allowed to call it")
+    allow: list[str] = Field(
+        default_factory=list,
+        description="without [policy]: client subsystems allowed to call it (with [policy], agreements decide)",
+    )
+    subject: list[str] = Field(
+        default_factory=list,
+        description="where the data subject's identifier sits: path:/v1/x/{id}, query:name, json:a.b, xml:element",
+    )
     description: str = ""
+
+    @field_validator("subject")
+    @classmethod
+    def _locators(cls, v: list[str]) -> list[str]:
+        for item in v:
+            kind, _, where = item.partition(":")
+            if kind not in ("path", "query", "json", "xml") or not where:
+                raise ValueError(f"{item!r}: a locator is path:/template/{{name}}, query:NAME, json:a.b or xml:NAME")
+        return v
 
     @field_validator("allow")
     @classmethod
@@ -125,6 +141,22 @@ class FederationSettings(_Strict):
         return v
 
 
+class PolicySettings(_Strict):
+    """Data-sharing agreements decide every exchange this node provides (default deny)."""
+
+    agreements: list[Path] = Field(description="agreement files, or directories of them (*.toml)")
+    forbid: list[Path] = Field(default_factory=list, description="Cedar files with cross-cutting forbid rules")
+
+
+class ConsentSettings(_Strict):
+    """The consent registry of the data this node provides (checked where an agreement's basis is consent)."""
+
+    db: Path | None = Field(None, description="default: DATA_DIR/consent.sqlite")
+    controller: str | None = Field(None, description="default: federation.member")
+    receipt_key: Path | None = Field(None, description="key that signs consent receipts; default: federation.sign_key")
+    passphrase_file: Path | None = Field(None, description="else federation.passphrase_file or KIUNGO_KEY_PASSPHRASE")
+
+
 class OperatorSettings(_Strict):
     token_sha256: str | None = Field(None, description="SHA-256 (hex) of the operator API token")
 
@@ -138,6 +170,11 @@ class NodeSettings(BaseSettings):
     server: ServerSettings = ServerSettings()
     operator: OperatorSettings = OperatorSettings()
     federation: FederationSettings | None = None
+    policy: PolicySettings | None = None
+    consent: ConsentSettings | None = None
+    subject_secret_file: Path | None = Field(
+        None, description="secret for keyed hashes of data subjects' ids; default DATA_DIR/subject.secret, made once"
+    )
     clients: dict[str, ClientSettings] = Field(default_factory=dict)
     subsystems: dict[str, SubsystemSettings] = Field(default_factory=dict)
     systems: dict[str, dict[str, Any]] = Field(default_factory=dict)

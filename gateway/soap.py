@@ -16,6 +16,7 @@ from lxml import etree
 from starlette.requests import Request
 from starlette.responses import Response
 
+import policies
 from connectors import ServiceRequest
 from gateway import errors
 from gateway.bodies import read_body
@@ -252,7 +253,7 @@ async def handle(request: Request, node: Node) -> Response:
             pipeline.authenticate(ex, token, peer_certificate(request.scope))
             if not pipeline.hosts(ex):
                 return await _forward(request, ex, data, node)
-            service = pipeline.authorize(ex, "soap")
+            service = pipeline.service(ex, "soap")
             content, status = await _provide(request, ex, msg, data, service, node)
             return Response(content, status_code=status, media_type=XML)
     except GatewayError as error:
@@ -285,7 +286,7 @@ async def handle_peer(request: Request, node: Node) -> Response:
                 errors.INVALID_SIGNATURE,
             )
             federation.replay.check(member, ex.id, timestamp)
-            service = node.pipeline.authorize(ex, "soap")
+            service = node.pipeline.service(ex, "soap")
             content, status = await _provide(request, ex, msg, data, service, node)
             signed_at = now_ms()
             signature = federation.signer.sign(response_payload(request_hash, status, XML, content, signed_at))
@@ -298,7 +299,11 @@ async def handle_peer(request: Request, node: Node) -> Response:
 async def _provide(
     request: Request, ex: Exchange, msg: SoapMessage, data: bytes, service: LocalService, node: Node
 ) -> tuple[bytes, int]:
-    """Call the agency system behind a SOAP service hosted here; the answer with X-Road headers echoed."""
+    """Decide by the agreements (and consent), call the system, echo the X-Road headers, cut to agreed fields."""
+    decision = node.enforcement.decide(ex, service, None, None)
+    subject = service.subjects.soap(msg.body_element)
+    ex.subject_hash = node.subject_hash(subject) if subject else None
+    node.enforcement.check_consent(ex, decision, subject)
     forwarded = ServiceRequest(
         operation=service.operation,
         method="POST",
@@ -316,6 +321,10 @@ async def _provide(
         raise GatewayError(errors.INVALID_RESPONSE, "the provider's answer is not a SOAP 1.1 envelope")
     if provider_root.find(f"{{{SOAP11}}}Body/{{{SOAP11}}}Fault") is not None:
         return answer.content, answer.status  # the provider's own Fault reaches the client unchanged
+    if decision is not None and decision.fields is not None:
+        body = provider_root.find(f"{{{SOAP11}}}Body")
+        for answer_element in body if body is not None else []:
+            policies.minimise_xml(answer_element, decision.fields)
     content = _answer(msg, soap_request_hash(data), provider_root)
     ex.response_size = len(content)
     return content, 200

@@ -225,6 +225,40 @@ def run(people: int = 3000, seed: int = 7, workdir: Path | None = None) -> None:
                     f"Without a purpose the ministry's gateway refuses: HTTP {refused.status_code} "
                     f"[bold]{error['type']}[/bold]: {error['message']}"
                 )
+                console.rule("[bold]3. Agreements and consent decide every exchange")
+                research = {
+                    "X-Road-Client": federation.RESEARCH,
+                    "X-Kiungo-Client-Token": gateway["clients"][federation.RESEARCH]["token"],
+                    "X-Road-PDU-Purpose": federation.RESEARCH_PURPOSE,
+                }
+                incomes = gateway["base_url"] + "/r1/ZZ/GOV/TAX/taxreg/taxpayers/v1/incomes"
+                consented, withdrawn = federation.consent_subjects(country)[:2]
+                for label, subject in (("who consented", consented), ("who withdrew her consent", withdrawn)):
+                    answer = http.get(incomes, params={"national_id": subject}, headers=research)
+                    if answer.status_code == 200:
+                        shown = ", ".join(sorted(answer.json()))
+                        console.print(f"The poverty study asks about a person {label}: HTTP 200, fields: {shown}")
+                    else:
+                        body = answer.json()
+                        console.print(
+                            f"The poverty study asks about a person {label}: HTTP {answer.status_code} "
+                            f"[bold]{body['type']}[/bold]: {body['message']}"
+                        )
+                mis = {
+                    "X-Road-Client": federation.PROGRAMME_MIS,
+                    "X-Kiungo-Client-Token": gateway["clients"][federation.PROGRAMME_MIS]["token"],
+                    "X-Road-PDU-Purpose": "marketing",
+                }
+                answer = http.get(incomes, params={"national_id": consented}, headers=mis)
+                body = answer.json()
+                console.print(
+                    f"The programme MIS asks for a purpose no agreement names: HTTP {answer.status_code} "
+                    f"[bold]{body['type']}[/bold]: {body['message']}"
+                )
+                console.print(
+                    "Answers are cut to what each agreement grants: the programme MIS sees yearly incomes, "
+                    "never the employer's name or the tax paid; the civil registry never discloses a mother's name."
+                )
                 records = http.get(
                     gateway["base_url"] + "/api/operator/monitoring?limit=1000",
                     headers={"Authorization": f"Bearer {gateway['operator_token']}"},

@@ -14,16 +14,22 @@ import datetime as dt
 import hashlib
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 import certs
 
 INSTANCE = "ZZ"
 PROGRAMME_MIS = f"{INSTANCE}/GOV/MSP/programme-mis"
+RESEARCH = f"{INSTANCE}/GOV/MSP/research"
 TAX_CLIENT = f"{INSTANCE}/GOV/TAX/taxreg"
+AGREEMENTS = Path(__file__).with_name("agreements")
+RESEARCH_PURPOSE = "poverty-research-2026"
 
 #: Members of the sandbox federation, by agency code: (member id, name).
 MEMBERS: dict[str, tuple[str, str]] = {
@@ -49,7 +55,24 @@ REST_SERVICES: tuple[tuple[str, str, str, str], ...] = (
 CLIENTS: tuple[tuple[str, str, str], ...] = (
     (PROGRAMME_MIS, "Programme MIS of the Ministry of Social Protection", "msp"),
     (TAX_CLIENT, "Tax authority's case system", "tax"),
+    (RESEARCH, "Poverty research unit of the Ministry of Social Protection", "msp"),
 )
+#: Where each agency's services find the data subject's identifier in a request.
+SUBJECTS: dict[str, list[str]] = {
+    "cra": ["xml:nationalId", "xml:birthCertificateNo", "xml:recordId"],
+    "tax": ["query:national_id", "path:/v1/taxpayers/{tin}", "path:/v1/taxpayers/{tin}/incomes"],
+    "ssf": [
+        "query:national_id",
+        "path:/v1/members/{ssn}",
+        "path:/v1/members/{ssn}/contributions",
+        "path:/v1/members/{ssn}/pension",
+    ],
+    "msp": [
+        "query:national_id",
+        "path:/v1/beneficiaries/{beneficiary_no}",
+        "path:/v1/beneficiaries/{beneficiary_no}/enrolment",
+    ],
+}
 READ_OPERATIONS = (
     "GetPersonByNationalId",
     "GetPersonByBirthCertificate",
@@ -95,6 +118,7 @@ def services_of(systems: Mapping[str, Any], agencies: Iterable[str]) -> dict[str
                 "type": "soap",
                 "operation": operation,
                 "allow": allow,
+                "subject": SUBJECTS["cra"],
                 "description": f"Civil registry: {operation}",
             }
     for subsystem, code, system, description in REST_SERVICES:
@@ -105,6 +129,7 @@ def services_of(systems: Mapping[str, Any], agencies: Iterable[str]) -> dict[str
                 "operation": "",
                 "openapi": "/openapi.json",
                 "allow": [PROGRAMME_MIS],
+                "subject": SUBJECTS[system],
                 "description": description,
             }
     return services
@@ -119,10 +144,16 @@ def node_config(
     name: str,
     host: str = "127.0.0.1",
     port: int = 0,
+    policy: bool = True,
 ) -> dict[str, Any]:
-    """A gateway's settings (as `kiungo gateway serve` reads them) hosting these agencies' subsystems."""
+    """A gateway's settings (as `kiungo gateway serve` reads them) hosting these agencies' subsystems.
+
+    With `policy`, the sandbox's data-sharing agreements decide every exchange (the services' allow
+    lists are then unused); without, the allow lists do (a bare node for protocol tests).
+    """
     chosen = list(agencies)
-    return {
+    extra: dict[str, Any] = {"policy": {"agreements": [str(AGREEMENTS)]}} if policy else {}
+    return extra | {
         "instance": INSTANCE,
         "name": name,
         "data_dir": str(data_dir),
@@ -146,11 +177,14 @@ def fresh_tokens() -> dict[str, str]:
 
 
 def gateway_config(
-    systems: Mapping[str, Any], data_dir: Path, *, host: str = "127.0.0.1", port: int = 0
+    systems: Mapping[str, Any], data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, policy: bool = True
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """One gateway for every agency (the `single` shape), and the fresh tokens by client id."""
     tokens = fresh_tokens()
-    return node_config(systems, MEMBERS, data_dir, tokens, name="Sandbox gateway", host=host, port=port), tokens
+    config = node_config(
+        systems, MEMBERS, data_dir, tokens, name="Sandbox gateway", host=host, port=port, policy=policy
+    )
+    return config, tokens
 
 
 def gateway_manifest(base_url: str, config: Mapping[str, Any], tokens: Mapping[str, str]) -> dict[str, Any]:
@@ -287,3 +321,47 @@ def connector_config(systems: Mapping[str, Any]) -> dict[str, Any]:
             "getEnrolment": {"system": "msp", "operation": "/v1/beneficiaries/{beneficiary_no}/enrolment"},
         },
     }
+
+
+def consent_subjects(country_dir: Path, count: int = 5) -> list[str]:
+    """National ids of taxpayers whose consents the sandbox seeds, the same for the same country."""
+    conn = sqlite3.connect(country_dir / "tax.sqlite")
+    try:
+        rows = conn.execute(
+            "SELECT DISTINCT national_id FROM taxpayer WHERE national_id IS NOT NULL ORDER BY national_id LIMIT ?",
+            (count,),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [r[0] for r in rows]
+
+
+def seed_consents(gateway_url: str, operator_token: str, subjects: Sequence[str]) -> dict[str, str]:
+    """Consents for the research study: given, withdrawn, expired, for another study, and none (in order)."""
+    now = dt.datetime.now(dt.UTC)
+    auth = {"Authorization": f"Bearer {operator_token}"}
+    states: dict[str, str] = {}
+    plans = [
+        ("active", RESEARCH_PURPOSE, now - dt.timedelta(days=1), now + dt.timedelta(days=365)),
+        ("withdrawn", RESEARCH_PURPOSE, now - dt.timedelta(days=1), now + dt.timedelta(days=365)),
+        ("expired", RESEARCH_PURPOSE, now - dt.timedelta(days=60), now - dt.timedelta(days=1)),
+        ("other-study", "nutrition-study-2025", now - dt.timedelta(days=1), now + dt.timedelta(days=365)),
+    ]
+    with httpx.Client(timeout=10) as http:
+        for subject, (state, purpose, start, until) in zip(subjects, plans, strict=False):
+            body = {
+                "subject_id": subject,
+                "recipients": [RESEARCH],
+                "purposes": [purpose],
+                "data_categories": ["income"],
+                "valid_from": start.isoformat(),
+                "valid_until": until.isoformat(),
+                "privacy_notice": "https://msp.zz.example/research/poverty-2026/notice",
+            }
+            answer = http.post(gateway_url + "/api/consent/records", json=body, headers=auth)
+            answer.raise_for_status()
+            record_id = answer.json()["record"]["record_id"]
+            if state == "withdrawn":
+                http.post(f"{gateway_url}/api/consent/records/{record_id}/withdraw", headers=auth).raise_for_status()
+            states[record_id] = state
+    return states

@@ -159,6 +159,12 @@ class SandboxServers:
                 apps.update(self._federation_listeners())
             self._thread = ServerThread(apps, name="sandbox-servers", startup_timeout=self.startup_timeout)
             self._thread.start()
+            if self.federation is not None:
+                tax = self.manifest["federation"]["gateways"][federation.MEMBERS["tax"][0]]
+                subjects = federation.consent_subjects(self.country_dir)
+                self.manifest["federation"]["consents"] = federation.seed_consents(
+                    tax["base_url"], tax["operator_token"], subjects
+                )
             if self.manifest_path is not None:
                 write_manifest(self.manifest_path, self.manifest)
                 connectors = self.manifest_path.with_name(CONNECTORS_FILE)

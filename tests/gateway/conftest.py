@@ -15,6 +15,8 @@ from gateway.server import ServerThread, base_url, bind
 from gateway.settings import from_mapping
 from sandbox import federation
 from sandbox.servers import SandboxServers
+from tests.gateway.federation_setup import Fed
+from tests.sandbox import fixtures_country as known
 
 MAX_BODY = 64 * 1024
 
@@ -35,7 +37,7 @@ class Gateway:
 @pytest.fixture(scope="session")
 def gateway(sandbox: SandboxServers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     data_dir: Path = tmp_path_factory.mktemp("gateway")
-    config, tokens = federation.gateway_config(sandbox.manifest["systems"], data_dir)
+    config, tokens = federation.gateway_config(sandbox.manifest["systems"], data_dir, policy=False)
     config["server"] |= {"max_body_bytes": MAX_BODY, "provider_timeout": 1.0}
     # a system nobody answers for, to see the gateway's answer when a provider is down
     config["systems"]["archive"] = {"connector": "rest", "base_url": "http://127.0.0.1:9", "retries": 0}
@@ -62,6 +64,14 @@ def gateway(sandbox: SandboxServers, tmp_path_factory: pytest.TempPathFactory) -
     sock = bind("127.0.0.1", 0)
     with ServerThread({"gateway": (create_app(from_mapping(config)), sock)}, name="test-gateway"):
         yield Gateway(base_url(sock), tokens, sandbox)
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
+    country = tmp_path_factory.mktemp("fed-country")
+    known.build_country(country, people=500)
+    with SandboxServers(country, data_dir=tmp_path_factory.mktemp("fed")) as servers:
+        yield Fed(servers)
 
 
 @pytest.fixture

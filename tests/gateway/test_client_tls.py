@@ -63,7 +63,7 @@ def node(sandbox: SandboxServers, tmp_path_factory: pytest.TempPathFactory) -> I
     (tmp / "passphrase").write_bytes(PASSPHRASE)
     client_cert, client_key = self_signed("programme-mis", tmp)
     other_cert, other_key = self_signed("tax-case-system", tmp)
-    config, tokens = federation.gateway_config(sandbox.manifest["systems"], tmp / "data")
+    config, tokens = federation.gateway_config(sandbox.manifest["systems"], tmp / "data", policy=False)
     config["server"] |= {
         "tls_cert": str(server_cert),
         "tls_key": str(tmp / "gateway.key.enc.pem"),
@@ -123,7 +123,7 @@ def test_an_unregistered_certificate_is_refused_in_the_handshake(node: dict[str,
 
 
 def test_a_client_needs_some_credential(sandbox: SandboxServers, tmp_path: Path):
-    config, _ = federation.gateway_config(sandbox.manifest["systems"], tmp_path)
+    config, _ = federation.gateway_config(sandbox.manifest["systems"], tmp_path, policy=False)
     config["clients"][federation.PROGRAMME_MIS] = {"name": "MIS"}
     with pytest.raises(Exception, match="a client needs token_sha256 or tls_cert"):
         from_mapping(config)

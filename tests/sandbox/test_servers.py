@@ -44,7 +44,7 @@ def manifest_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def servers(country: Path, manifest_dir: Path) -> Iterator[SandboxServers]:
-    with SandboxServers(country, manifest_path=manifest_dir / MANIFEST_FILE) as running:
+    with SandboxServers(country, manifest_path=manifest_dir / MANIFEST_FILE, gateway="none") as running:
         yield running
 
 
@@ -772,7 +772,7 @@ def test_internal_failures_are_server_errors_without_identifiers_in_logs(
     """Databases without tables make every query fail: the answer is a clean 500, the log names no one."""
     for name in AGENCY_FILES.values():
         sqlite3.connect(tmp_path / name).close()
-    with SandboxServers(tmp_path) as broken, httpx.Client(timeout=10) as http:
+    with SandboxServers(tmp_path, gateway="none") as broken, httpx.Client(timeout=10) as http:
         response = http.get(url(broken, "tax", "/v1/taxpayers/TIN90000001"))
         problem_of(response, 500, "internal-error")
         code, error = fault_of(post_soap(http, broken, AGENCY_REQUEST["cra"][2] or b""))
