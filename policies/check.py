@@ -63,8 +63,9 @@ def check_agreements(
             returned = services[grant.service]
             if returned is None or grant.fields is None:
                 continue
+            known = [k.split(".") for k in returned]
             for field in grant.fields:
-                if not any(_overlaps(field, known) for known in returned):
+                if not _returned(field.split("."), known):
                     problems.append(f"{name}: services[{i}]: {grant.service} does not return the field {field}")
         if a.valid_until < moment:
             problems.append(f"{name}: expired: valid until {show_time(a.valid_until, end=True)}")
@@ -94,10 +95,24 @@ def _overlapping(agreements: list[Agreement]) -> list[str]:
     return problems
 
 
-def _overlaps(field: str, known: str) -> bool:
-    """Whether an agreement's field path and a service's known path name the same data (or one holds the other)."""
-    left, right = field.split("."), known.split(".")
-    return all(a == b or "*" in (a, b) for a, b in zip(left, right, strict=False))
+def _returned(field: list[str], known: list[list[str]]) -> bool:
+    """Whether a service's known response paths hold the data an agreement's field path names.
+
+    A field matches a known path, or a node above known paths; below a known path only when that path is
+    a leaf in the list (its contents are not described, so anything may be there). `*` matches any name.
+    """
+
+    def same(a: list[str], b: list[str]) -> bool:
+        return all(x == y or "*" in (x, y) for x, y in zip(a, b, strict=False))
+
+    for path in known:
+        if not same(field, path):
+            continue
+        if len(field) <= len(path):
+            return True
+        if not any(len(other) > len(path) and same(other, path) for other in known):
+            return True
+    return False
 
 
 def _name(a: Agreement) -> str:

@@ -106,22 +106,26 @@ def minimise_xml(element: etree._Element, fields: Sequence[str] | None) -> None:
     _keep_xml(element, tree, root=True)
 
 
-def _keep_xml(element: etree._Element, node: _Node, *, root: bool = False) -> None:
+def _keep_xml(element: etree._Element, node: _Node, *, root: bool = False) -> bool:
+    """Prune `element` to `node`; False when the element itself must go (a leaf where the path goes deeper)."""
     if node.whole:
-        return
+        return True
+    children = list(element)
+    if not root and not any(isinstance(c.tag, str) for c in children):
+        return False  # like a plain JSON value: the agreed path asks for something beneath it
     if element.text and element.text.strip():
         element.text = None
     if not root:
         for name in list(element.attrib):
             if not str(name).startswith(f"{{{XSI}}}"):
                 del element.attrib[name]
-    for child in list(element):
+    for child in children:
         if isinstance(child, etree._Comment | etree._ProcessingInstruction) or not isinstance(child.tag, str):
-            # comments, processing instructions and entities carry no agreed field
-            element.remove(child)
+            element.remove(child)  # comments, processing instructions and entities carry no agreed field
             continue
         below = node.child(etree.QName(child).localname)
-        if below is None:
-            element.remove(child)
-        else:
-            _keep_xml(child, below)
+        if below is None or not _keep_xml(child, below):
+            element.remove(child)  # lxml takes the child's tail text with it
+        elif child.tail and child.tail.strip():
+            child.tail = None  # mixed content of a partly kept element: data the path did not name
+    return True

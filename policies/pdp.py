@@ -183,8 +183,8 @@ class PolicyDecisionPoint:
             return _deny("forbidden", "A federation rule could not be evaluated for this request, so it is refused.")
         reasons: list[str] = list(result.diagnostics.reasons)
         if decision == cedarpy.Decision.Allow:
-            by_id = {g.policy_id: g for g in grants}
-            matched = [by_id[r] for r in reasons if r in by_id]
+            decisive = set(reasons)  # Cedar lists them in no fixed order; keep the agreements' own order
+            matched = [g for g in grants if g.policy_id in decisive]
             if not _normal_path(path):
                 matched = [g for g in matched if g.grant.paths is None]
             if matched:
@@ -205,7 +205,7 @@ class PolicyDecisionPoint:
         """Which agreements were considered for this request and why each did or did not apply, in plain lines."""
         decision = self.decide(request)
         client, service, purpose, method, path, epoch = _normalise(request)
-        when = datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+        when = _moment_text(request.now or datetime.fromtimestamp(epoch, UTC))
         lines = [
             f"request: client {_shown(client)} calls {_shown(service)} for purpose {_shown(purpose)}"
             + (f", {method} {_shown(path or '/')}" if method else (f", path {_shown(path)}" if path else ""))
@@ -285,6 +285,16 @@ def _normalise(request: DecisionRequest) -> tuple[str, str, str, str, str, int]:
     elif now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     return request.client, request.service, request.purpose, method, path, _epoch(now)
+
+
+def _moment_text(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # the first or last day a datetime can hold, in a far-off zone: show it as given
+        return moment.isoformat()
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _epoch(moment: datetime) -> int:

@@ -233,8 +233,8 @@ def run(people: int = 3000, seed: int = 7, workdir: Path | None = None) -> None:
                 }
                 incomes = gateway["base_url"] + "/r1/ZZ/GOV/TAX/taxreg/taxpayers/v1/incomes"
                 consented, withdrawn = federation.consent_subjects(country)[:2]
-                for label, subject in (("who consented", consented), ("who withdrew her consent", withdrawn)):
-                    answer = http.get(incomes, params={"national_id": subject}, headers=research)
+                for label, person_id in (("who consented", consented), ("who withdrew her consent", withdrawn)):
+                    answer = http.get(incomes, params={"national_id": person_id}, headers=research)
                     if answer.status_code == 200:
                         shown = ", ".join(sorted(answer.json()))
                         console.print(f"The poverty study asks about a person {label}: HTTP 200, fields: {shown}")

@@ -151,7 +151,10 @@ ERRORS: list[tuple[dict[str, Any], str]] = [
         {"services": [{**SERVICE, "field": ["found"]}]},
         "services[0].field: unknown field (check the spelling; see docs/agreements.md)",
     ),
-    ({"services": [{**SERVICE, "methods": ["GET!"]}]}, "services[0].methods[0]: must be an HTTP method like GET, got 'GET!'"),
+    (
+        {"services": [{**SERVICE, "methods": ["GET!"]}]},
+        "services[0].methods[0]: must be an HTTP method like GET, got 'GET!'",
+    ),
     (
         {"services": [{**SERVICE, "paths": ["v1/x"]}]},
         "services[0].paths[0]: must start with / and use URL path characters (* = any characters), got 'v1/x'",
