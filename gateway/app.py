@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -24,6 +26,7 @@ import certs
 from consent import ConsentError, ConsentNotFound, ConsentRecord, ConsentStore
 from gateway import errors, rest, soap, tls
 from gateway.errors import ConfigError, GatewayError
+from gateway.exchangelog import LogError, SignedTreeHead
 from gateway.identifiers import ClientId, IdentifierError, ServiceId
 from gateway.node import Node
 from gateway.server import Listener, bind
@@ -132,6 +135,7 @@ def create_app(settings: NodeSettings) -> FastAPI:
         return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     _consent_routes(app, node)
+    _log_routes(app, node)
 
     @app.get("/api/operator/monitoring", tags=["operations"], summary="Operational monitoring records")
     def monitoring(
@@ -253,6 +257,101 @@ def _consent_routes(app: FastAPI, node: Node) -> None:
         if node.receipts is None:
             return rest.error_response(GatewayError(errors.UNKNOWN_SERVICE, "this node signs no consent receipts"), "")
         return Response(node.receipts.public_key_pem(), media_type="application/x-pem-file")
+
+
+class LogQuery(BaseModel):
+    subject_id: str | None = Field(None, max_length=64, description="hashed at query time; never stored")
+    client: str | None = None
+    service: str | None = None
+    purpose: str | None = None
+    decision: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+def _log_routes(app: FastAPI, node: Node) -> None:
+    """The exchange log for operators and DPOs: tree heads, proofs, verification, search."""
+    token = node.settings.operator.token_sha256
+    tags: list[str | Enum] = ["exchange log"]
+    log = node.log
+
+    def guard(request: Request) -> Response | None:
+        return _operator_denied(request, token)
+
+    def head_json(sth: SignedTreeHead) -> dict[str, Any]:
+        return {
+            "node": sth.node,
+            "size": sth.size,
+            "root": sth.root,
+            "timestamp": sth.timestamp,
+            "jws": sth.jws,
+            "tsa_token": base64.b64encode(sth.tsa_token).decode() if sth.tsa_token else None,
+            "tsa_error": sth.tsa_error,
+        }
+
+    @app.get("/api/log/tree-heads", tags=tags, summary="Signed tree heads, oldest first, and the current head")
+    def tree_heads(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        head = log.tree_head()
+        current = {"size": head.size, "root": head.root, "timestamp": head.timestamp}
+        return JSONResponse({"current": current, "signed": [head_json(h) for h in log.signed_tree_heads()]})
+
+    @app.post("/api/log/tree-heads", tags=tags, summary="Sign (and time-stamp) the tree head now")
+    def sign_now(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        try:
+            return JSONResponse(head_json(log.sign_tree_head()), status_code=201)
+        except LogError as exc:
+            return rest.error_response(GatewayError(errors.INTERNAL_ERROR, str(exc)), "")
+
+    @app.get("/api/log/proofs/inclusion", tags=tags, summary="RFC 9162 inclusion proof of one record")
+    def inclusion(request: Request, index: int, size: int | None = None) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        try:
+            proof = log.inclusion_proof(index, size)
+        except (LogError, ValueError, IndexError) as exc:
+            return rest.error_response(GatewayError(errors.BAD_REQUEST, str(exc)), "")
+        leaf = log.leaf_hash_at(index)
+        return JSONResponse({"index": index, "size": size or log.size(), "leaf_hash": leaf, "proof": proof})
+
+    @app.get("/api/log/proofs/consistency", tags=tags, summary="RFC 9162 consistency proof between two sizes")
+    def consistency(request: Request, old: int, new: int | None = None) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        try:
+            proof = log.consistency_proof(old, new)
+        except (LogError, ValueError, IndexError) as exc:
+            return rest.error_response(GatewayError(errors.BAD_REQUEST, str(exc)), "")
+        return JSONResponse({"old": old, "new": new or log.size(), "proof": proof})
+
+    @app.post("/api/log/verify", tags=tags, summary="Verify the whole log now; the first problem, if any")
+    def verify(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        report = log.verify()
+        return JSONResponse(dataclasses.asdict(report))
+
+    @app.post("/api/log/records/search", tags=tags, summary="Search the log; a subject id is hashed at query time")
+    def search(request: Request, body: LogQuery) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        rows = log.search(
+            subject_hash=node.subject_hash(body.subject_id) if body.subject_id else None,
+            client=body.client,
+            service=body.service,
+            purpose=body.purpose,
+            decision=body.decision,
+            since_ms=body.since_ms,
+            until_ms=body.until_ms,
+            limit=body.limit,
+            offset=body.offset,
+        )
+        return JSONResponse({"records": [{"index": i, **r.to_dict()} for i, r in rows]})
 
 
 def create_peer_app(node: Node) -> Starlette:

@@ -29,6 +29,7 @@ class MemberEntry:
     tls_fingerprint: str
     signing: dict[str, x509.Certificate]  # by SHA-256 fingerprint
     services: dict[str, dict[str, str]]  # subsystem code -> service code -> "rest" | "soap"
+    subjects: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)  # where each finds its subject
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,18 @@ class Directory:
                     address=str(gateway.get("address", "")).rstrip("/"),
                     tls_fingerprint=str(gateway.get("tls_cert_sha256", "")).lower(),
                     signing=signing,
-                    services={sub: dict(s.get("services", {})) for sub, s in (m.get("subsystems") or {}).items()},
+                    services={
+                        sub: {code: _kind(v) for code, v in s.get("services", {}).items()}
+                        for sub, s in (m.get("subsystems") or {}).items()
+                    },
+                    subjects={
+                        sub: {
+                            code: tuple(v.get("subject", ()))
+                            for code, v in s.get("services", {}).items()
+                            if isinstance(v, dict)
+                        }
+                        for sub, s in (m.get("subsystems") or {}).items()
+                    },
                 )
             ca_pems = tuple(content["ca_certs"])
             return cls(
@@ -89,6 +101,14 @@ class Directory:
             if ca.subject == cert.issuer:
                 return ca
         return None
+
+
+def _kind(entry: Any) -> str:
+    """A service in the directory: its type, given alone or with the locators of its data subject."""
+    kind = entry if isinstance(entry, str) else entry["type"]
+    if kind not in ("rest", "soap"):
+        raise ValueError(f"unknown service type {kind!r}")
+    return str(kind)
 
 
 def _time(text: str) -> dt.datetime:

@@ -72,6 +72,7 @@ class Enforcement:
         ex.agreement_id = decision.agreement_id
         ex.agreement_version = decision.agreement_version
         ex.decision = decision.reason
+        ex.lawful_basis = decision.lawful_basis
         if not decision.allowed:
             raise denied(decision.reason, decision.message)
         limit = decision.rate_limit

@@ -49,6 +49,8 @@ INVALID_TIMESTAMP = ErrorKind("Server.ServerProxy.InvalidTimestamp", 400)
 PEER_NETWORK_ERROR = ErrorKind("Server.ClientProxy.NetworkError", 502)
 PEER_TIMEOUT = ErrorKind("Server.ClientProxy.ServiceTimeout", 504)
 PEER_REQUIRED = ErrorKind("Server.ServerProxy.PeerAuthenticationRequired", 403)
+LOGGING_FAILED_CLIENT = ErrorKind("Server.ClientProxy.LoggingFailed", 500)
+LOGGING_FAILED = ErrorKind("Server.ServerProxy.LoggingFailed", 500)
 OPERATOR_AUTHENTICATION = ErrorKind("Server.Operator.AuthenticationFailed", 401)
 
 

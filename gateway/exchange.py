@@ -7,6 +7,7 @@ and metrics) is here, once for both.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
@@ -28,6 +29,7 @@ from connectors import (
 from gateway import errors
 from gateway.catalog import Catalog, LocalClient, LocalService
 from gateway.errors import GatewayError
+from gateway.exchangelog import ExchangeLog, LoggingFailed, LogRecord
 from gateway.identifiers import ClientId, ServiceId
 from gateway.metrics import NodeMetrics
 from gateway.monitoring import OperationalMonitor, OperationalRecord
@@ -74,6 +76,50 @@ class Exchange:
     decision: str | None = None  # the policy decision's reason code
     consent_record: str | None = None
     subject_hash: str | None = None  # keyed hash of the data subject's id; the id itself is never kept
+    lawful_basis: str | None = None  # the agreement's (authoritative), else what the client declared
+    request_digest: str | None = None
+    response_digest: str | None = None
+    request_signature: str | None = None
+    response_signature: str | None = None
+    committed: bool = False
+
+    def received(self, body: bytes) -> None:
+        self.request_size = len(body)
+        self.request_digest = hashlib.sha256(body).hexdigest()
+
+    def log_record(self, error: GatewayError | None) -> LogRecord:
+        outcome = error.code if error else (self.remote_fault or "ok")
+        return LogRecord(
+            exchange_id=self.id or self.request_id,
+            request_id=self.request_id,
+            side=self.side,
+            protocol=self.protocol,
+            client=str(self.client) if self.client else None,
+            service=str(self.service) if self.service else None,
+            user_id=self.user_id,
+            purpose=self.purpose,
+            lawful_basis=self.lawful_basis or self.legal_basis,
+            agreement_id=self.agreement_id,
+            agreement_version=self.agreement_version,
+            consent_record=self.consent_record,
+            decision=self.decision,
+            outcome=outcome,
+            status_code=error.status if error else self.status_code,
+            fault_code=error.code if error else self.remote_fault,
+            request_in_ts=self.request_in_ts,
+            request_out_ts=self.request_out_ts,
+            response_in_ts=self.response_in_ts,
+            response_out_ts=now_ms(),
+            request_size=self.request_size,
+            response_size=self.response_size,
+            request_digest=self.request_digest,
+            response_digest=self.response_digest,
+            request_signature=self.request_signature,
+            response_signature=self.response_signature,
+            subject_hash=self.subject_hash,
+            method=self.method,
+            path_template=self.path_template,
+        )
 
     def record(self, error: GatewayError | None) -> OperationalRecord:
         return OperationalRecord(
@@ -137,7 +183,9 @@ class Pipeline:
         monitor: OperationalMonitor,
         metrics: NodeMetrics,
         provider_timeout: float,
+        log: ExchangeLog,
     ) -> None:
+        self.log = log
         self.catalog = catalog
         self.connectors = connectors
         self.monitor = monitor
@@ -153,9 +201,11 @@ class Pipeline:
             yield
         except GatewayError as exc:
             error = exc
+            self._log_refusal(ex, exc)
             raise
         except Exception:
             error = GatewayError(errors.INTERNAL_ERROR, "internal error")
+            self._log_refusal(ex, error)
             raise
         finally:
             self.metrics.in_flight.dec()
@@ -163,6 +213,30 @@ class Pipeline:
             outcome = error.code if error else (ex.remote_fault or "ok")
             self.metrics.observe(label, ex.protocol, outcome, time.perf_counter() - ex.started)
             self.monitor.add(ex.record(error))
+
+    def commit(self, ex: Exchange, status: int, content: bytes) -> None:
+        """Log the exchange before its answer leaves: no log record, no exchange."""
+        ex.status_code = status
+        ex.response_size = len(content)
+        ex.response_digest = hashlib.sha256(content).hexdigest()
+        try:
+            self.log.append(ex.log_record(None))
+        except LoggingFailed:
+            kind = errors.LOGGING_FAILED_CLIENT if ex.side == "Client" else errors.LOGGING_FAILED
+            raise GatewayError(
+                kind, "the exchange could not be written to the exchange log, so it is refused"
+            ) from None
+        ex.committed = True
+
+    def _log_refusal(self, ex: Exchange, error: GatewayError) -> None:
+        """Refusals are logged too; one that cannot be is still refused (and counted in the metrics)."""
+        if ex.committed or error.kind in (errors.LOGGING_FAILED, errors.LOGGING_FAILED_CLIENT):
+            return
+        try:
+            self.log.append(ex.log_record(error))
+            ex.committed = True
+        except LoggingFailed:
+            self.metrics.log_failures.inc()
 
     def authenticate(self, ex: Exchange, token: str | None, cert_der: bytes | None = None) -> LocalClient:
         """The calling subsystem is registered on this node and presented its certificate or token."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from cryptography.hazmat.primitives import serialization
+
 import certs
 from gateway import errors, tls
 from gateway.directory import Directory, DirectoryClient, MemberEntry
@@ -35,6 +37,8 @@ class Federation:
         self.directory = DirectoryClient(settings.directory, settings.anchor, refresh_seconds=settings.refresh_seconds)
         directory = self.directory.load_initial()
         self.signer = Signer(sign_key, certs.fingerprint(sign_cert))
+        self.sign_key = sign_key
+        self.sign_cert_pem = sign_cert.public_bytes(serialization.Encoding.PEM).decode()
         self.auth_fingerprint = certs.fingerprint(auth_cert)
         self.server_ssl = tls.server_context(
             settings.auth_cert, settings.auth_key, passphrase, client_cas=directory.ca_pems, require_client_cert=True

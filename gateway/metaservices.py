@@ -20,7 +20,7 @@ from gateway.errors import GatewayError
 from gateway.identifiers import ClientId, ServiceId
 from gateway.xmlparser import XmlRejected, parse
 
-REST_METASERVICES = frozenset({"listMethods", "allowedMethods", "getOpenAPI"})
+REST_METASERVICES = frozenset({"listMethods", "allowedMethods", "getOpenAPI", "findUsage"})
 SOAP_METASERVICES = frozenset({"listMethods", "allowedMethods"})
 WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 WSDL_SOAP_NS = "http://schemas.xmlsoap.org/wsdl/soap/"

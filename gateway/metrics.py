@@ -26,6 +26,11 @@ class NodeMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.log_failures = Counter(
+            "kiungo_log_failures",
+            "Exchange log writes that failed (the exchanges were refused).",
+            registry=self.registry,
+        )
         self.in_flight = Gauge("kiungo_exchanges_in_flight", "Exchanges being handled now.", registry=self.registry)
 
     def observe(self, service: str, protocol: str, outcome: str, seconds: float) -> None:

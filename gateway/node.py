@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 
@@ -13,6 +15,7 @@ from gateway.endpoints import EndpointCache
 from gateway.enforcement import Enforcement
 from gateway.errors import ConfigError
 from gateway.exchange import Pipeline
+from gateway.exchangelog import ExchangeLog, LogError
 from gateway.federation import Federation
 from gateway.metaservices import Metaservices
 from gateway.metrics import NodeMetrics
@@ -34,9 +37,10 @@ class Node:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"subject_secret_file: {exc}") from None
         self.monitor = OperationalMonitor(settings.data_dir / "monitoring.sqlite")
+        self.federation = Federation(settings.federation) if settings.federation is not None else None
+        self.log = self._open_log(settings)
         self.metrics = NodeMetrics()
         self.endpoints = EndpointCache()
-        self.federation = Federation(settings.federation) if settings.federation is not None else None
         self.consent: ConsentStore | None = None
         self.receipts: ReceiptSigner | None = None
         pdp = None
@@ -47,8 +51,33 @@ class Node:
         self.enforcement = Enforcement(pdp, self.consent, controller=controller)
         self.meta = Metaservices(self.catalog, self.connectors, self.endpoints, self.enforcement.may_call)
         self.pipeline = Pipeline(
-            self.catalog, self.connectors, self.monitor, self.metrics, settings.server.provider_timeout
+            self.catalog, self.connectors, self.monitor, self.metrics, settings.server.provider_timeout, self.log
         )
+        self._signing: asyncio.Task[None] | None = None
+
+    def _open_log(self, settings: NodeSettings) -> ExchangeLog:
+        url = settings.log.url or f"sqlite:///{settings.data_dir / 'log.sqlite'}"
+        fed = self.federation
+        name = fed.member if fed else settings.name
+        try:
+            return ExchangeLog.open(
+                url,
+                node=name,
+                signer=fed.sign_key if fed else None,
+                signer_cert_pem=fed.sign_cert_pem if fed else None,
+                tsa_url=settings.log.tsa_url,
+            )
+        except LogError as exc:
+            raise ConfigError(f"log: {exc}") from None
+
+    async def _sign_tree_heads(self) -> None:
+        """Sign (and time-stamp) the log's tree head on a schedule, so tampering has a horizon."""
+        while True:
+            await asyncio.sleep(self.settings.log.sign_interval_seconds)
+            try:
+                await asyncio.to_thread(self.log.sign_tree_head)
+            except LogError:
+                self.metrics.log_failures.inc()
 
     def _consent_registry(
         self, settings: NodeSettings, controller: str | None
@@ -74,8 +103,18 @@ class Node:
     def start(self) -> None:
         if self.federation is not None:
             self.federation.start()
+        if self.log.signer is not None:
+            self._signing = asyncio.get_running_loop().create_task(self._sign_tree_heads(), name="log-signing")
 
     async def aclose(self) -> None:
+        if self._signing is not None:
+            self._signing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._signing
+        if self.log.signer is not None and self.log.size() > 0:
+            with contextlib.suppress(LogError):
+                self.log.sign_tree_head()  # a last head, covering everything this process logged
+        self.log.close()
         if self.federation is not None:
             await self.federation.aclose()
         for connector in self.connectors.values():

@@ -16,7 +16,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 from starlette.requests import Request
@@ -34,6 +34,7 @@ from gateway.identifiers import ClientId, IdentifierError, ServiceId
 from gateway.metaservices import REST_METASERVICES
 from gateway.requesthash import rest_request_hash
 from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, request_payload, response_payload
+from gateway.subjects import SubjectFinder
 from gateway.tls import peer_certificate
 from gateway.trust import check_answer, check_signature
 
@@ -161,17 +162,26 @@ async def handle(request: Request, node: Node) -> Response:
             assert ex.service is not None
             if ex.service.code in REST_METASERVICES and not call.service_path:
                 pipeline.authenticate(ex, call.token, peer_certificate(request.scope))
-                return await _metaservice(ex, call.query, node)
+                body_json: dict[str, Any] = {}
+                if ex.service.code == "findUsage":
+                    raw = await read_body(request, 4096)
+                    try:
+                        parsed = json.loads(raw or b"{}")
+                    except ValueError:
+                        raise GatewayError(errors.BAD_REQUEST, "findUsage takes a JSON body") from None
+                    body_json = parsed if isinstance(parsed, dict) else {}
+                return await _metaservice(ex, call.query, node, body_json)
             parse_purpose(request, ex)
             pipeline.authenticate(ex, call.token, peer_certificate(request.scope))
             if not pipeline.hosts(ex):
                 return await _forward(request, ex, call, node)
             service = pipeline.service(ex, "rest")
             body = await read_body(request, node.settings.server.max_body_bytes)
-            ex.request_size = len(body)
+            ex.received(body)
             headers = forwardable(request, ex)
             request_hash = rest_request_hash(request.method, call.target, xroad_headers(headers), body)
             answer = await _provide(ex, call, service, headers, body, node)
+            pipeline.commit(ex, answer.status, answer.content)
             return _respond(ex, answer, request_hash, {})
     except GatewayError as error:
         return error_response(error, ex.id or ex.request_id)
@@ -191,7 +201,7 @@ async def handle_peer(request: Request, node: Node) -> Response:
             directory = federation.directory.current(errors.OUTDATED_GLOBAL_CONF)
             await federation.verifier.authenticate(peer_certificate(request.scope), member, directory)
             body = await read_body(request, node.settings.server.max_body_bytes)
-            ex.request_size = len(body)
+            ex.received(body)
             headers = forwardable(request, ex)
             request_hash = rest_request_hash(request.method, call.target, xroad_headers(headers), body)
             timestamp = parse_timestamp(request.headers.get(TIMESTAMP_HEADER), errors.INVALID_TIMESTAMP)
@@ -210,6 +220,9 @@ async def handle_peer(request: Request, node: Node) -> Response:
             signature = federation.signer.sign(
                 response_payload(request_hash, answer.status, content_type, answer.content, signed_at)
             )
+            ex.request_signature = request.headers.get(SIGNATURE_HEADER)
+            ex.response_signature = signature
+            node.pipeline.commit(ex, answer.status, answer.content)
             return _respond(ex, answer, request_hash, {TIMESTAMP_HEADER: str(signed_at), SIGNATURE_HEADER: signature})
     except GatewayError as error:
         return error_response(error, ex.id or ex.request_id)
@@ -282,7 +295,10 @@ async def _forward(request: Request, ex: Exchange, call: RestCall, node: Node) -
     assert ex.service is not None
     provider = ex.service.provider
     body = await read_body(request, node.settings.server.max_body_bytes)
-    ex.request_size = len(body)
+    ex.received(body)
+    locators = peer.subjects.get(provider.subsystem or "", {}).get(ex.service.code, ())
+    subject = SubjectFinder(locators).rest(call.service_path, call.query, body) if locators else None
+    ex.subject_hash = node.subject_hash(subject) if subject else None
     headers = forwardable(request, ex)
     request_hash = rest_request_hash(request.method, call.target, xroad_headers(headers), body)
     signed_at = now_ms()
@@ -294,20 +310,59 @@ async def _forward(request: Request, ex: Exchange, call: RestCall, node: Node) -
     ex.status_code = answer.status_code
     ex.response_size = len(answer.content)
     out = {k: v for k, v in answer.headers.items() if k.lower() not in FILTERED}
+    ex.request_signature = headers[SIGNATURE_HEADER]
     if "x-road-error" in answer.headers:  # the provider's gateway refused: its code reaches the client
         ex.remote_fault = answer.headers["x-road-error"]
+        node.pipeline.commit(ex, answer.status_code, answer.content)
         return Response(answer.content, status_code=answer.status_code, headers=out)
     if answer.headers.get("x-road-request-hash") != request_hash:
         raise GatewayError(errors.INVALID_SIGNATURE_CLIENT, "the provider's answer is for another request")
     check_answer(answer, request_hash, str(provider.member), directory)
+    ex.response_signature = answer.headers.get(SIGNATURE_HEADER)
+    node.pipeline.commit(ex, answer.status_code, answer.content)
     return Response(answer.content, status_code=answer.status_code, headers=out)
 
 
-async def _metaservice(ex: Exchange, query: str, node: Node) -> Response:
+async def _find_usage(ex: Exchange, body: dict[str, Any], node: Node) -> Response:
+    """Who used a person's data held by this subsystem (Estonia's Data Tracker pattern), newest first."""
+    assert ex.client is not None
+    assert ex.service is not None
+    if str(ex.client) not in node.settings.usage_clients:
+        raise GatewayError(errors.ACCESS_DENIED, f"no_agreement: client {ex.client} may not ask findUsage")
+    subject = body.get("subject_id")
+    offset, limit = body.get("offset", 0), body.get("limit", 20)
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > 64:
+        raise GatewayError(errors.BAD_REQUEST, "findUsage needs subject_id (1 to 64 characters)")
+    if not isinstance(offset, int) or not isinstance(limit, int) or offset < 0 or not 1 <= limit <= 100:
+        raise GatewayError(errors.BAD_REQUEST, "offset must be >= 0 and limit between 1 and 100")
+    provider = str(ex.service.provider) + "/"
+    rows = node.log.search(subject_hash=node.subject_hash(subject), limit=10_000)
+    used = [
+        r
+        for _, r in reversed(rows)
+        if r.side == "Producer" and r.outcome == "ok" and (r.service or "").startswith(provider)
+    ]
+    usage = [
+        {
+            "logtime": r.request_in_ts,
+            "action": f"{r.service} ({r.method or 'SOAP'})",
+            "receiver": r.client,
+            "purpose": r.purpose,
+            "lawful_basis": r.lawful_basis,
+        }
+        for r in used[offset : offset + limit]
+    ]
+    ex.status_code = 200
+    return Response(json.dumps({"usage": usage, "total": len(used)}), media_type="application/json")
+
+
+async def _metaservice(ex: Exchange, query: str, node: Node, body_json: dict[str, Any]) -> Response:
     assert ex.client is not None
     assert ex.service is not None
     meta = node.meta
     provider = ex.service.provider
+    if ex.service.code == "findUsage":
+        return await _find_usage(ex, body_json, node)
     if ex.service.code == "getOpenAPI":
         codes = parse_qs(query).get("serviceCode", [])
         document = await meta.openapi(provider, ex.client, codes[0] if len(codes) == 1 else None)

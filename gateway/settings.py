@@ -157,6 +157,14 @@ class ConsentSettings(_Strict):
     passphrase_file: Path | None = Field(None, description="else federation.passphrase_file or KIUNGO_KEY_PASSPHRASE")
 
 
+class LogSettings(_Strict):
+    """The tamper-evident exchange log: every exchange, on both gateways, or no exchange."""
+
+    url: str | None = Field(None, description="sqlite:///PATH or postgresql://...; default DATA_DIR/log.sqlite")
+    sign_interval_seconds: float = Field(60.0, gt=0, description="how often the tree head is signed")
+    tsa_url: str | None = Field(None, description="an RFC 3161 time-stamp authority for signed tree heads")
+
+
 class OperatorSettings(_Strict):
     token_sha256: str | None = Field(None, description="SHA-256 (hex) of the operator API token")
 
@@ -171,6 +179,10 @@ class NodeSettings(BaseSettings):
     operator: OperatorSettings = OperatorSettings()
     federation: FederationSettings | None = None
     policy: PolicySettings | None = None
+    log: LogSettings = LogSettings()
+    usage_clients: list[str] = Field(
+        default_factory=list, description="clients (a citizen portal) that may ask findUsage: who used a person's data"
+    )
     consent: ConsentSettings | None = None
     subject_secret_file: Path | None = Field(
         None, description="secret for keyed hashes of data subjects' ids; default DATA_DIR/subject.secret, made once"

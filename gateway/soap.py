@@ -28,6 +28,7 @@ from gateway.identifiers import ClientId, IdentifierError, ServiceId
 from gateway.metaservices import SOAP_METASERVICES
 from gateway.requesthash import SHA512_URI, soap_request_hash
 from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, request_payload, response_payload
+from gateway.subjects import SubjectFinder
 from gateway.tls import peer_certificate
 from gateway.trust import check_answer, check_signature
 from gateway.xmlparser import XmlRejected, parse
@@ -242,7 +243,7 @@ async def handle(request: Request, node: Node) -> Response:
     try:
         async with pipeline.recorded(ex):
             data = await read_body(request, server.max_body_bytes)
-            ex.request_size = len(data)
+            ex.received(data)
             msg = read_message(data, request, ex, server.max_xml_depth)
             token = request.headers.get(TOKEN_HEADER)
             assert ex.service is not None
@@ -252,9 +253,10 @@ async def handle(request: Request, node: Node) -> Response:
             read_purpose(msg, ex)
             pipeline.authenticate(ex, token, peer_certificate(request.scope))
             if not pipeline.hosts(ex):
-                return await _forward(request, ex, data, node)
+                return await _forward(request, ex, msg, data, node)
             service = pipeline.service(ex, "soap")
             content, status = await _provide(request, ex, msg, data, service, node)
+            pipeline.commit(ex, status, content)
             return Response(content, status_code=status, media_type=XML)
     except GatewayError as error:
         return fault(error, ex.id or ex.request_id)
@@ -269,7 +271,7 @@ async def handle_peer(request: Request, node: Node) -> Response:
     try:
         async with node.pipeline.recorded(ex):
             data = await read_body(request, server.max_body_bytes)
-            ex.request_size = len(data)
+            ex.received(data)
             msg = read_message(data, request, ex, server.max_xml_depth)
             read_purpose(msg, ex)
             assert ex.client is not None
@@ -290,6 +292,9 @@ async def handle_peer(request: Request, node: Node) -> Response:
             content, status = await _provide(request, ex, msg, data, service, node)
             signed_at = now_ms()
             signature = federation.signer.sign(response_payload(request_hash, status, XML, content, signed_at))
+            ex.request_signature = request.headers.get(SIGNATURE_HEADER)
+            ex.response_signature = signature
+            node.pipeline.commit(ex, status, content)
             headers = {TIMESTAMP_HEADER: str(signed_at), SIGNATURE_HEADER: signature}
             return Response(content, status_code=status, media_type=XML, headers=headers)
     except GatewayError as error:
@@ -330,11 +335,14 @@ async def _provide(
     return content, 200
 
 
-async def _forward(request: Request, ex: Exchange, data: bytes, node: Node) -> Response:
+async def _forward(request: Request, ex: Exchange, msg: SoapMessage, data: bytes, node: Node) -> Response:
     """Send the envelope to the provider's gateway, signed, and check its signed answer."""
     federation, directory, peer = resolve_peer(ex, node.federation, "soap")
     assert ex.service is not None
     provider = ex.service.provider
+    locators = peer.subjects.get(provider.subsystem or "", {}).get(ex.service.code, ())
+    subject = SubjectFinder(locators).soap(msg.body_element) if locators else None
+    ex.subject_hash = node.subject_hash(subject) if subject else None
     request_hash = soap_request_hash(data)
     signed_at = now_ms()
     headers = {
@@ -348,8 +356,10 @@ async def _forward(request: Request, ex: Exchange, data: bytes, node: Node) -> R
     ex.response_in_ts = now_ms()
     ex.status_code = answer.status_code
     ex.response_size = len(answer.content)
+    ex.request_signature = headers[SIGNATURE_HEADER]
     if "x-road-error" in answer.headers:  # the provider's gateway refused: its Fault reaches the client
         ex.remote_fault = answer.headers["x-road-error"]
+        node.pipeline.commit(ex, answer.status_code, answer.content)
         return Response(
             answer.content,
             status_code=answer.status_code,
@@ -357,6 +367,8 @@ async def _forward(request: Request, ex: Exchange, data: bytes, node: Node) -> R
             headers={"X-Road-Error": answer.headers["x-road-error"]},
         )
     check_answer(answer, request_hash, str(provider.member), directory)
+    ex.response_signature = answer.headers.get(SIGNATURE_HEADER)
+    node.pipeline.commit(ex, answer.status_code, answer.content)
     return Response(answer.content, status_code=answer.status_code, media_type=XML)
 
 

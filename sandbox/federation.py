@@ -27,6 +27,7 @@ import certs
 INSTANCE = "ZZ"
 PROGRAMME_MIS = f"{INSTANCE}/GOV/MSP/programme-mis"
 RESEARCH = f"{INSTANCE}/GOV/MSP/research"
+PORTAL = f"{INSTANCE}/GOV/MSP/citizen-portal"
 TAX_CLIENT = f"{INSTANCE}/GOV/TAX/taxreg"
 AGREEMENTS = Path(__file__).with_name("agreements")
 RESEARCH_PURPOSE = "poverty-research-2026"
@@ -56,6 +57,7 @@ CLIENTS: tuple[tuple[str, str, str], ...] = (
     (PROGRAMME_MIS, "Programme MIS of the Ministry of Social Protection", "msp"),
     (TAX_CLIENT, "Tax authority's case system", "tax"),
     (RESEARCH, "Poverty research unit of the Ministry of Social Protection", "msp"),
+    (PORTAL, "Citizen portal: who used my data?", "msp"),
 )
 #: Where each agency's services find the data subject's identifier in a request.
 SUBJECTS: dict[str, list[str]] = {
@@ -167,6 +169,7 @@ def node_config(
         "subsystems": {sid: {"name": sname} for sid, sname, agency in SUBSYSTEMS if agency in chosen},
         "systems": {code: system_settings(systems, code) for code in chosen},
         "services": services_of(systems, chosen),
+        "usage_clients": [PORTAL],
     }
 
 
@@ -278,7 +281,10 @@ def plan_federation(
         subsystems: dict[str, Any] = {}
         for key, service in config["services"].items():
             sub = key.split("/")[3]
-            subsystems.setdefault(sub, {"services": {}})["services"][key.split("/")[4]] = service["type"]
+            subsystems.setdefault(sub, {"services": {}})["services"][key.split("/")[4]] = {
+                "type": service["type"],
+                "subject": service.get("subject", []),
+            }
         members[member] = {
             "name": name,
             "gateway": {
