@@ -112,8 +112,11 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._signing
         if self.log.signer is not None and self.log.size() > 0:
+            # a last head covering everything this process logged; signed only, since at shutdown the
+            # time-stamp authority may be going away too (the next scheduled head is stamped again)
+            self.log.tsa_url = None
             with contextlib.suppress(LogError):
-                self.log.sign_tree_head()  # a last head, covering everything this process logged
+                self.log.sign_tree_head()
         self.log.close()
         if self.federation is not None:
             await self.federation.aclose()

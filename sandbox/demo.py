@@ -268,6 +268,35 @@ def run(people: int = 3000, seed: int = 7, workdir: Path | None = None) -> None:
                     f"Operational monitoring on the ministry's gateway: {len(records)} exchange record(s), {ok} "
                     f"succeeded, {len(records) - ok} refused; none holds a national ID."
                 )
+                console.rule("[bold]4. The data protection officers: verify the logs, answer a citizen")
+                auth = {"Authorization": f"Bearer {gateway['operator_token']}"}
+                for member, gw in fed["gateways"].items():
+                    head = http.post(gw["base_url"] + "/api/log/tree-heads", headers=auth).json()
+                    report = http.post(gw["base_url"] + "/api/log/verify", headers=auth).json()
+                    stamped = "time-stamped" if head.get("tsa_token") else "not time-stamped"
+                    verdict = "verifies" if report["ok"] else f"FAILS at {report['index']} ({report['kind']})"
+                    console.print(
+                        f"  {member}: {report['records']} records, tree head signed and {stamped}; the log {verdict}"
+                    )
+                worker = next((s for s in subjects if s.label == "formal worker" and s.national_id), None)
+                if worker is not None:
+                    table = Table("when (UTC)", "gateway", "who asked", "service", "purpose", "lawful basis", "outcome")
+                    for member, gw in fed["gateways"].items():
+                        found = http.post(
+                            gw["base_url"] + "/api/log/records/search",
+                            json={"subject_id": worker.national_id, "limit": 100},
+                            headers=auth,
+                        ).json()["records"]
+                        for r in found:
+                            if r["side"] != "Producer":
+                                continue
+                            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["request_in_ts"] / 1000))
+                            service = r["service"].split("/", 3)[-1]
+                            table.add_row(
+                                when, member, r["client"], service, r["purpose"], r["lawful_basis"] or "-", r["outcome"]
+                            )
+                    console.print(f"Who accessed the formal worker's data ({mask(worker.national_id)}), by agency:")
+                    console.print(table)
                 health = http.get(gateway["base_url"] + "/health").json()
                 console.print(
                     f"Federation directory in use: serial {health['directory']['serial']}, "

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
 
 import certs
+from gateway.exchangelog.tsa import make_tsa_certificate
 
 INSTANCE = "ZZ"
 PROGRAMME_MIS = f"{INSTANCE}/GOV/MSP/programme-mis"
@@ -215,6 +217,8 @@ class FederationPlan:
     directory_file: Path
     configs: dict[str, dict[str, Any]]  # by agency code
     tokens: dict[str, str]
+    tsa_key: ec.EllipticCurvePrivateKey
+    tsa_cert_pem: str
     content: dict[str, Any] = field(default_factory=dict)
 
     def directory_content(self) -> dict[str, Any]:
@@ -237,6 +241,7 @@ def plan_federation(
     client_ports: Mapping[str, int],
     peer_ports: Mapping[str, int],
     authority_url: str,
+    tsa_url: str | None = None,
     valid_for: dt.timedelta = dt.timedelta(days=1),
 ) -> FederationPlan:
     """A CA, one member credential set and gateway configuration per agency, and the signed directory."""
@@ -277,6 +282,7 @@ def plan_federation(
             "revocation": "ocsp" if code == "cra" else "crl",  # both ways in use, in one federation
             "revocation_cache_seconds": 0,
         }
+        config["log"] = {"sign_interval_seconds": 30.0} | ({"tsa_url": tsa_url} if tsa_url else {})
         configs[code] = config
         subsystems: dict[str, Any] = {}
         for key, service in config["services"].items():
@@ -295,7 +301,10 @@ def plan_federation(
             "subsystems": subsystems,
         }
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    plan = FederationPlan(root, ca, passphrase_file, anchor, directory_file, configs, tokens)
+    tsa_key = certs.generate_key()
+    plan = FederationPlan(
+        root, ca, passphrase_file, anchor, directory_file, configs, tokens, tsa_key, make_tsa_certificate(tsa_key)
+    )
     plan.publish(
         {
             "instance": INSTANCE,

@@ -177,6 +177,7 @@ class SandboxServers:
         """The federation authority and one gateway per member, each with its own keys and listeners."""
         from gateway.app import listeners
         from gateway.authority import create_authority_app
+        from gateway.exchangelog import create_tsa_app
         from gateway.settings import from_mapping
 
         def sock(name: str) -> socket.socket:
@@ -184,6 +185,7 @@ class SandboxServers:
             return self._sockets[name]
 
         authority = sock("authority")
+        tsa = sock("tsa")
         clients = {code: sock(f"{code}-gateway") for code in SYSTEM_ORDER}
         peers = {code: sock(f"{code}-peers") for code in SYSTEM_ORDER}
         plan = federation.plan_federation(
@@ -193,10 +195,12 @@ class SandboxServers:
             client_ports={code: s.getsockname()[1] for code, s in clients.items()},
             peer_ports={code: s.getsockname()[1] for code, s in peers.items()},
             authority_url=base_url(authority),
+            tsa_url=base_url(tsa) + "/",
         )
         self.federation = plan
         out: dict[str, Listener] = {
-            "authority": Listener(create_authority_app(plan.ca, plan.directory_file), authority)
+            "authority": Listener(create_authority_app(plan.ca, plan.directory_file), authority),
+            "tsa": Listener(create_tsa_app(plan.tsa_key, plan.tsa_cert_pem), tsa),
         }
         gateways: dict[str, Any] = {}
         for code in SYSTEM_ORDER:
@@ -215,6 +219,7 @@ class SandboxServers:
                 "directory": base_url(authority) + "/directory",
                 "crl": base_url(authority) + "/crl",
                 "ocsp": base_url(authority) + "/ocsp",
+                "tsa": base_url(tsa) + "/",
             },
             "directory_file": str(plan.directory_file),
             "anchor": str(plan.anchor),

@@ -145,7 +145,7 @@ def search(
 
 
 def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    password = os.environ.get("KIUNGO_KEY_PASSWORD")
+    password = os.environ.get("KIUNGO_KEY_PASSPHRASE")
     key = serialization.load_pem_private_key(path.read_bytes(), password.encode() if password else None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise typer.BadParameter("the signing key must be an EC (P-256) key")
@@ -290,7 +290,7 @@ def sign(
     log: LogUrl,
     key: Annotated[
         Path,
-        typer.Option(help="EC P-256 signing key (PEM; password in KIUNGO_KEY_PASSWORD)", exists=True, dir_okay=False),
+        typer.Option(help="EC P-256 signing key (PEM; password in KIUNGO_KEY_PASSPHRASE)", exists=True, dir_okay=False),
     ],
     cert: Annotated[Path, typer.Option(help="its certificate (PEM)", exists=True, dir_okay=False)],
     tsa: Annotated[str | None, typer.Option(help="RFC 3161 time-stamp authority URL")] = None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
-from asn1crypto import algos, cms, core, tsp  # type: ignore[import-untyped]
+from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as a509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature

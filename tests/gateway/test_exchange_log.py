@@ -122,6 +122,7 @@ def test_signed_tree_heads_proofs_and_verification(fed: Fed):
     assert signed.status_code == 201, signed.text
     head = signed.json()
     assert head["jws"].count(".") == 2
+    assert head["tsa_token"], head["tsa_error"]  # time-stamped by the sandbox's RFC 3161 authority
     proof = httpx.get(
         base + "/api/log/proofs/inclusion", params={"index": 0, "size": head["size"]}, headers=operator(fed)
     ).json()
