@@ -214,13 +214,13 @@ class Pipeline:
             self.metrics.observe(label, ex.protocol, outcome, time.perf_counter() - ex.started)
             self.monitor.add(ex.record(error))
 
-    def commit(self, ex: Exchange, status: int, content: bytes) -> None:
+    def commit(self, ex: Exchange, status: int, content: bytes, request_body: bytes | None = None) -> None:
         """Log the exchange before its answer leaves: no log record, no exchange."""
         ex.status_code = status
         ex.response_size = len(content)
         ex.response_digest = hashlib.sha256(content).hexdigest()
         try:
-            self.log.append(ex.log_record(None))
+            self.log.append(ex.log_record(None), request_body=request_body, response_body=content)
         except LoggingFailed:
             kind = errors.LOGGING_FAILED_CLIENT if ex.side == "Client" else errors.LOGGING_FAILED
             raise GatewayError(

@@ -66,8 +66,9 @@ class Node:
                 signer=fed.sign_key if fed else None,
                 signer_cert_pem=fed.sign_cert_pem if fed else None,
                 tsa_url=settings.log.tsa_url,
+                keep_bodies_key=settings.log.bodies_key_file.read_bytes() if settings.log.bodies_key_file else None,
             )
-        except LogError as exc:
+        except (LogError, OSError) as exc:
             raise ConfigError(f"log: {exc}") from None
 
     async def _sign_tree_heads(self) -> None:

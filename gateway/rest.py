@@ -181,7 +181,7 @@ async def handle(request: Request, node: Node) -> Response:
             headers = forwardable(request, ex)
             request_hash = rest_request_hash(request.method, call.target, xroad_headers(headers), body)
             answer = await _provide(ex, call, service, headers, body, node)
-            pipeline.commit(ex, answer.status, answer.content)
+            pipeline.commit(ex, answer.status, answer.content, body)
             return _respond(ex, answer, request_hash, {})
     except GatewayError as error:
         return error_response(error, ex.id or ex.request_id)
@@ -222,7 +222,7 @@ async def handle_peer(request: Request, node: Node) -> Response:
             )
             ex.request_signature = request.headers.get(SIGNATURE_HEADER)
             ex.response_signature = signature
-            node.pipeline.commit(ex, answer.status, answer.content)
+            node.pipeline.commit(ex, answer.status, answer.content, body)
             return _respond(ex, answer, request_hash, {TIMESTAMP_HEADER: str(signed_at), SIGNATURE_HEADER: signature})
     except GatewayError as error:
         return error_response(error, ex.id or ex.request_id)
@@ -313,13 +313,13 @@ async def _forward(request: Request, ex: Exchange, call: RestCall, node: Node) -
     ex.request_signature = headers[SIGNATURE_HEADER]
     if "x-road-error" in answer.headers:  # the provider's gateway refused: its code reaches the client
         ex.remote_fault = answer.headers["x-road-error"]
-        node.pipeline.commit(ex, answer.status_code, answer.content)
+        node.pipeline.commit(ex, answer.status_code, answer.content, body)
         return Response(answer.content, status_code=answer.status_code, headers=out)
     if answer.headers.get("x-road-request-hash") != request_hash:
         raise GatewayError(errors.INVALID_SIGNATURE_CLIENT, "the provider's answer is for another request")
     check_answer(answer, request_hash, str(provider.member), directory)
     ex.response_signature = answer.headers.get(SIGNATURE_HEADER)
-    node.pipeline.commit(ex, answer.status_code, answer.content)
+    node.pipeline.commit(ex, answer.status_code, answer.content, body)
     return Response(answer.content, status_code=answer.status_code, headers=out)
 
 

@@ -163,6 +163,9 @@ class LogSettings(_Strict):
     url: str | None = Field(None, description="sqlite:///PATH or postgresql://...; default DATA_DIR/log.sqlite")
     sign_interval_seconds: float = Field(60.0, gt=0, description="how often the tree head is signed")
     tsa_url: str | None = Field(None, description="an RFC 3161 time-stamp authority for signed tree heads")
+    bodies_key_file: Path | None = Field(
+        None, description="keep request and response bodies, encrypted with this key (kept outside the database)"
+    )
 
 
 class OperatorSettings(_Strict):

@@ -256,7 +256,7 @@ async def handle(request: Request, node: Node) -> Response:
                 return await _forward(request, ex, msg, data, node)
             service = pipeline.service(ex, "soap")
             content, status = await _provide(request, ex, msg, data, service, node)
-            pipeline.commit(ex, status, content)
+            pipeline.commit(ex, status, content, data)
             return Response(content, status_code=status, media_type=XML)
     except GatewayError as error:
         return fault(error, ex.id or ex.request_id)
@@ -294,7 +294,7 @@ async def handle_peer(request: Request, node: Node) -> Response:
             signature = federation.signer.sign(response_payload(request_hash, status, XML, content, signed_at))
             ex.request_signature = request.headers.get(SIGNATURE_HEADER)
             ex.response_signature = signature
-            node.pipeline.commit(ex, status, content)
+            node.pipeline.commit(ex, status, content, data)
             headers = {TIMESTAMP_HEADER: str(signed_at), SIGNATURE_HEADER: signature}
             return Response(content, status_code=status, media_type=XML, headers=headers)
     except GatewayError as error:
@@ -359,7 +359,7 @@ async def _forward(request: Request, ex: Exchange, msg: SoapMessage, data: bytes
     ex.request_signature = headers[SIGNATURE_HEADER]
     if "x-road-error" in answer.headers:  # the provider's gateway refused: its Fault reaches the client
         ex.remote_fault = answer.headers["x-road-error"]
-        node.pipeline.commit(ex, answer.status_code, answer.content)
+        node.pipeline.commit(ex, answer.status_code, answer.content, data)
         return Response(
             answer.content,
             status_code=answer.status_code,
@@ -368,7 +368,7 @@ async def _forward(request: Request, ex: Exchange, msg: SoapMessage, data: bytes
         )
     check_answer(answer, request_hash, str(provider.member), directory)
     ex.response_signature = answer.headers.get(SIGNATURE_HEADER)
-    node.pipeline.commit(ex, answer.status_code, answer.content)
+    node.pipeline.commit(ex, answer.status_code, answer.content, data)
     return Response(answer.content, status_code=answer.status_code, media_type=XML)
 
 

@@ -176,6 +176,26 @@ def export(
     console.print(f"written: {path}")
 
 
+@app.command()
+def archive(
+    log: LogUrl,
+    before: Annotated[str, typer.Option(help="archive what was logged before: YYYY-MM-DD, ISO time or ms epoch")],
+    out: Annotated[Path, typer.Option(help="the archive bundle to write")],
+) -> None:
+    """Retention: move old records into an archive bundle; their leaf hashes stay, so the log still verifies."""
+    cutoff = parse_time(before)
+    assert cutoff is not None
+    opened = _open(log)
+    try:
+        moved = opened.archive(cutoff, out)
+    except LogError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        opened.close()
+    console.print(f"archived {moved} record(s) to {out}; the log still verifies with their leaf hashes")
+
+
 def subject_report_data(rows: list[tuple[int, LogRecord]]) -> dict[str, Any]:
     """Who accessed one person's data, grouped by the accessing client (agency and system)."""
     by_client: dict[str, list[dict[str, Any]]] = defaultdict(list)
