@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 
 from cryptography.hazmat.primitives import serialization
 
@@ -15,8 +16,8 @@ from gateway.exchange import Exchange
 from gateway.peers import PeerClient
 from gateway.replay import MemoryNonceStore, ReplayGuard
 from gateway.settings import FederationSettings
-from gateway.signing import Signer
-from gateway.trust import PeerVerifier, RevocationChecker
+from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Signer, parse_timestamp, request_payload
+from gateway.trust import PeerVerifier, RevocationChecker, check_signature
 
 
 class Federation:
@@ -58,6 +59,20 @@ class Federation:
             MemoryNonceStore(), window_seconds=settings.replay_window_seconds, skew_seconds=settings.clock_skew_seconds
         )
         self._refresher: asyncio.Task[None] | None = None
+
+    def accept_signed(
+        self, headers: Mapping[str, str], request_hash: str, member: str, message_id: str, directory: Directory
+    ) -> None:
+        """A peer's request is signed by its member, unaltered, fresh, and not seen before."""
+        timestamp = parse_timestamp(headers.get(TIMESTAMP_HEADER), errors.INVALID_TIMESTAMP)
+        check_signature(
+            headers.get(SIGNATURE_HEADER),
+            request_payload(request_hash, timestamp),
+            member,
+            directory,
+            errors.INVALID_SIGNATURE,
+        )
+        self.replay.check(member, message_id, timestamp)
 
     def start(self) -> None:
         """Refresh the directory on a schedule for as long as the node runs."""

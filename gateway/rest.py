@@ -33,10 +33,10 @@ from gateway.federation import resolve_peer
 from gateway.identifiers import ClientId, IdentifierError, ServiceId
 from gateway.metaservices import REST_METASERVICES
 from gateway.requesthash import rest_request_hash
-from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, request_payload, response_payload
+from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, request_payload, response_payload
 from gateway.subjects import SubjectFinder
 from gateway.tls import peer_certificate
-from gateway.trust import check_answer, check_signature
+from gateway.trust import check_answer
 
 if TYPE_CHECKING:
     from gateway.node import Node
@@ -204,15 +204,7 @@ async def handle_peer(request: Request, node: Node) -> Response:
             ex.received(body)
             headers = forwardable(request, ex)
             request_hash = rest_request_hash(request.method, call.target, xroad_headers(headers), body)
-            timestamp = parse_timestamp(request.headers.get(TIMESTAMP_HEADER), errors.INVALID_TIMESTAMP)
-            check_signature(
-                request.headers.get(SIGNATURE_HEADER),
-                request_payload(request_hash, timestamp),
-                member,
-                directory,
-                errors.INVALID_SIGNATURE,
-            )
-            federation.replay.check(member, ex.id, timestamp)
+            federation.accept_signed(request.headers, request_hash, member, ex.id, directory)
             service = node.pipeline.service(ex, "rest")
             answer = await _provide(ex, call, service, headers, body, node)
             signed_at = now_ms()

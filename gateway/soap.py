@@ -27,10 +27,10 @@ from gateway.federation import resolve_peer
 from gateway.identifiers import ClientId, IdentifierError, ServiceId
 from gateway.metaservices import SOAP_METASERVICES
 from gateway.requesthash import SHA512_URI, soap_request_hash
-from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, request_payload, response_payload
+from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, request_payload, response_payload
 from gateway.subjects import SubjectFinder
 from gateway.tls import peer_certificate
-from gateway.trust import check_answer, check_signature
+from gateway.trust import check_answer
 from gateway.xmlparser import XmlRejected, parse
 
 if TYPE_CHECKING:
@@ -279,15 +279,7 @@ async def handle_peer(request: Request, node: Node) -> Response:
             directory = federation.directory.current(errors.OUTDATED_GLOBAL_CONF)
             await federation.verifier.authenticate(peer_certificate(request.scope), member, directory)
             request_hash = soap_request_hash(data)
-            timestamp = parse_timestamp(request.headers.get(TIMESTAMP_HEADER), errors.INVALID_TIMESTAMP)
-            check_signature(
-                request.headers.get(SIGNATURE_HEADER),
-                request_payload(request_hash, timestamp),
-                member,
-                directory,
-                errors.INVALID_SIGNATURE,
-            )
-            federation.replay.check(member, ex.id, timestamp)
+            federation.accept_signed(request.headers, request_hash, member, ex.id, directory)
             service = node.pipeline.service(ex, "soap")
             content, status = await _provide(request, ex, msg, data, service, node)
             signed_at = now_ms()
