@@ -303,3 +303,15 @@ def test_revoked_certificate_is_refused_by_crl_and_by_ocsp(fed: Fed):
     )
     assert by_ocsp.headers["X-Road-Error"] == "Server.ServerProxy.SslAuthenticationFailed"
     assert b"revoked (OCSP)" in by_ocsp.content
+
+
+def test_a_node_can_fetch_the_directory_from_the_authority(fed: Fed, tmp_path: Path):
+    config = copy.deepcopy(fed.plan.configs["ssf"])
+    config["federation"] |= {"directory": fed.manifest["authority"]["directory"], "port": 0}
+    config["server"]["port"] = bind("127.0.0.1", 0).getsockname()[1]
+    config["data_dir"] = str(tmp_path / "data")
+    with extra_node(config) as url:
+        health = httpx.get(url + "/health").json()
+    assert health["directory"]["source"].startswith("http://")
+    assert health["directory"]["serial"] >= 1
+    assert health["directory"]["expired"] is False
