@@ -5,6 +5,7 @@ They describe what this node hosts; the protocol modules render them (JSON for R
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,6 +41,7 @@ class Metaservices:
         self.connectors = connectors
         self.endpoints = endpoints
         self._wsdl: dict[str, tuple[float, bytes]] = {}
+        self._fetching: set[str] = set()
 
     def list_clients(self) -> list[tuple[ClientId, str]]:
         """Members and subsystems this node hosts or serves as clients, each once, sorted."""
@@ -77,6 +79,19 @@ class Metaservices:
             }
             out.append(item)
         return {"service": out}
+
+    def path_template(self, service: LocalService, method: str, path: str) -> str | None:
+        """The OpenAPI template a request path matches, for records that must not hold identifiers.
+
+        Never waits: when the service's OpenAPI is not cached yet, it is fetched in the background and
+        this exchange's path is simply not recorded (rather than recorded with an identifier in it).
+        """
+        key = str(service.id)
+        if self.endpoints.cached(key) is None and service.openapi and key not in self._fetching:
+            self._fetching.add(key)
+            task = asyncio.get_running_loop().create_task(self._endpoints(service))
+            task.add_done_callback(lambda _: self._fetching.discard(key))
+        return self.endpoints.template(key, method, path)
 
     async def _endpoints(self, service: LocalService) -> list[Any]:
         if not service.openapi:

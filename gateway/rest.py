@@ -229,7 +229,7 @@ async def _provide(
     subject = service.subjects.rest(call.service_path, call.query, body)
     ex.subject_hash = node.subject_hash(subject) if subject else None
     node.enforcement.check_consent(ex, decision, subject)
-    ex.path_template = node.endpoints.template(str(ex.service), ex.method or "GET", call.service_path or "/")
+    ex.path_template = node.meta.path_template(service, ex.method or "GET", call.service_path or "/")
     headers = dict(headers)
     headers["x-road-request-id"] = ex.request_id
     headers["x-road-service"] = str(ex.service)
