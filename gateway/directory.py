@@ -17,7 +17,6 @@ import httpx
 from cryptography import x509
 
 import certs
-from gateway import errors
 from gateway.errors import ConfigError, ErrorKind, GatewayError
 
 
@@ -199,7 +198,3 @@ class DirectoryClient:
             "digest": d.digest if d else None,
             "last_error": self.last_error,
         }
-
-
-OUTDATED_CLIENT = errors.OUTDATED_GLOBAL_CONF_CLIENT
-OUTDATED_PROVIDER = errors.OUTDATED_GLOBAL_CONF

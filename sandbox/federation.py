@@ -221,9 +221,6 @@ class FederationPlan:
     tsa_cert_pem: str
     content: dict[str, Any] = field(default_factory=dict)
 
-    def directory_content(self) -> dict[str, Any]:
-        return self.content
-
     def publish(self, content: Mapping[str, Any]) -> None:
         """Sign and write a directory (atomically), as the authority does after every change."""
         blob = self.ca.sign_directory(content)
