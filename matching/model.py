@@ -167,6 +167,10 @@ def _informative(frame: pd.DataFrame, comparison: Comparison) -> bool:
     return all(c in frame.columns and bool(frame[c].notna().any()) for c in columns)
 
 
+def _named(table: pa.Table, name: str) -> pa.Table:
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), b"kiungo_name": name.encode()})
+
+
 def _for_splink(frame: pd.DataFrame) -> pa.Table:
     """Typed columns: an all-empty column would otherwise reach DuckDB as INTEGER and break string SQL."""
     missing = [c for c in MODEL_COLUMNS if c not in frame.columns]
@@ -174,6 +178,55 @@ def _for_splink(frame: pd.DataFrame) -> pa.Table:
         raise TrainingError(f"frame is not normalised (missing {missing}); use matching.normalise_frame")
     schema = pa.schema([(c, pa.int64() if c == "birth_year" else pa.string()) for c in MODEL_COLUMNS])
     return pa.Table.from_pandas(frame[list(MODEL_COLUMNS)], schema=schema, preserve_index=False)
+
+
+def _train_on_labels(
+    model_dict: dict[str, Any], tables: list[pa.Table], labels: pd.DataFrame | None, em_sessions: int
+) -> int:
+    """Blend in m estimated from clerically confirmed matches; returns how many labels were used.
+
+    Splink averages m over its training sessions; its own label session fails when an EM session left
+    an m below its 1e-300 floor, so the labels are estimated on a fresh linker holding the EM model
+    (m clamped) and averaged in here as one more session: m = (k * m_EM + m_labels) / (k + 1).
+    Splink counts every label row as a match, so only pairs scored 1.0 are used.
+    """
+    from splink import DuckDBAPI, Linker
+
+    if labels is None or labels.empty:
+        return 0
+    columns = ["source_dataset_l", "unique_id_l", "source_dataset_r", "unique_id_r"]
+    missing = [c for c in [*columns, "clerical_match_score"] if c not in labels.columns]
+    if missing:
+        raise TrainingError(f"labels lack columns {missing}")
+    matches = labels[labels["clerical_match_score"].astype(float) >= 1.0][columns].astype(str)
+    matches = matches.rename(columns={"unique_id_l": "record_id_l", "unique_id_r": "record_id_r"})
+    if matches.empty:
+        return 0
+    settings = json.loads(json.dumps(model_dict))
+    for comparison in settings["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            m = level.get("m_probability")
+            if isinstance(m, float):
+                level["m_probability"] = max(m, _CLAMP_MIN)
+    db_api = DuckDBAPI()
+    registered = [db_api.register(t, dataset_display_name=n) for t, n in tables_named(tables)]
+    linker = Linker(registered if len(registered) > 1 else registered[0], settings, log_level=logging.ERROR)
+    labels_table = linker.table_management.register_table(matches, "__kiungo_clerical_labels", overwrite=True)
+    try:
+        linker.training.estimate_m_from_pairwise_labels(labels_table)  # type: ignore[no-untyped-call]
+    except Exception as exc:  # Splink raises plain errors; training must say why
+        raise TrainingError(f"cannot estimate m from the clerical labels: {exc}") from exc
+    trained = linker.misc.save_model_to_json()
+    for before, after in zip(model_dict["comparisons"], trained["comparisons"], strict=True):
+        for old, new in zip(before["comparison_levels"], after["comparison_levels"], strict=True):
+            m_old, m_new = old.get("m_probability"), new.get("m_probability")
+            if isinstance(m_old, float) and isinstance(m_new, float) and m_new != max(m_old, _CLAMP_MIN):
+                old["m_probability"] = (em_sessions * m_old + m_new) / (em_sessions + 1)
+    return len(matches)
+
+
+def tables_named(tables: list[pa.Table]) -> list[tuple[pa.Table, str]]:
+    return [(t, str(t.schema.metadata[b"kiungo_name"].decode())) for t in tables]
 
 
 def train(
@@ -187,11 +240,14 @@ def train(
     u_max_pairs: float = 2e6,
     seed: int = 42,
     sources: tuple[str, ...] = ("records_left", "records_right"),
+    labels: pd.DataFrame | None = None,
 ) -> TrainedModel:
     """Train on normalised frames: link `left` to `right`, or deduplicate `left` when `right` is None.
 
     `expected_match_rate` is the share of `left` records expected to have a match in `right`; with the
-    size of `right` it sets the prior.
+    size of `right` it sets the prior. `labels` (clerical decisions, `matching.ReviewQueue.labels()`:
+    `source_dataset_l, unique_id_l, source_dataset_r, unique_id_r, clerical_match_score`) add an m
+    estimate from the pairs scored 1.0, after EM; the source names must be those in `sources`.
     """
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
@@ -212,14 +268,27 @@ def train(
         retain_intermediate_calculation_columns=True,
     )
     db_api = DuckDBAPI()
-    tables = [db_api.register(_for_splink(left), dataset_display_name=sources[0])]
+    arrow = [_named(_for_splink(left), sources[0])]
     if right is not None:
-        tables.append(db_api.register(_for_splink(right), dataset_display_name=sources[1]))
+        arrow.append(_named(_for_splink(right), sources[1]))
+    tables = [db_api.register(t, dataset_display_name=n) for t, n in tables_named(arrow)]
     linker = Linker(tables if right is not None else tables[0], settings, log_level=logging.ERROR)
     linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
+    failed_em: list[list[str]] = []
     for cols in em_blocking:
-        linker.training.estimate_parameters_using_expectation_maximisation(block_on(*cols))
+        snapshot = linker.misc.save_model_to_json()
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(block_on(*cols))
+        except ValueError:
+            # Splink refuses an m that underflowed below 1e-300 during EM (a level almost never seen
+            # among matches, e.g. deduplicating a table with few duplicates) and leaves the linker
+            # half-trained: skip that session and carry on from the model as it was before it.
+            failed_em.append(list(cols))
+            linker = Linker(tables if right is not None else tables[0], snapshot, log_level=logging.ERROR)
+    if len(failed_em) == len(em_blocking):
+        raise TrainingError("every EM session failed (m underflow); train on more data or other EM blocking")
     model_dict = linker.misc.save_model_to_json()
+    used_labels = _train_on_labels(model_dict, arrow, labels, len(em_blocking) - len(failed_em))
     model_dict["probability_two_random_records_match"] = prior
     neutral = _neutralise_unestimated(model_dict)
     elapsed = (datetime.now(UTC) - started).total_seconds()
@@ -237,6 +306,8 @@ def train(
             "duckdb_version": version("duckdb"),
             "dropped_comparisons": dropped,
             "neutral_levels": neutral,
+            "clerical_labels": used_labels,
+            "failed_em_sessions": failed_em,
             "settings": {
                 "link_type": settings.link_type,
                 "expected_match_rate": expected_match_rate,

@@ -129,3 +129,17 @@ def load(path: Path, mapping: SourceMapping, *, limit: int | None = None) -> pd.
 def load_frame(frame: pd.DataFrame, mapping: SourceMapping, source: str | None = None) -> pd.DataFrame:
     """Normalised records from an in-memory table (FEBRL, test data)."""
     return normalise_frame(canonical_frame(frame, mapping, source))
+
+
+#: Sources known by name on the command line (`kiungo match ... --source cra=country/cra.sqlite`).
+KNOWN_SOURCES: Mapping[str, SourceMapping] = {"cra": CRA_PERSON, "msp": MSP_BENEFICIARY}
+
+
+def parse_source(spec: str) -> tuple[str, Path]:
+    """`name=path` -> (name, path), the name being one of `KNOWN_SOURCES`."""
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise SourceError(f"a source is given as name=path (e.g. cra=country/cra.sqlite), got {spec!r}")
+    if name not in KNOWN_SOURCES:
+        raise SourceError(f"unknown source {name!r}; known: {', '.join(sorted(KNOWN_SOURCES))}")
+    return name, Path(path)

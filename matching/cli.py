@@ -1,0 +1,293 @@
+"""`kiungo match`: train a model, link or deduplicate sources into a crosswalk, evaluate it, review pairs.
+
+Sources are given as `name=path`, the name being a known mapping (`cra`, `msp`) and the path a sandbox
+agency SQLite file. Stage lines go to stderr; failures print `error: ...` and exit 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from matching.errors import MatchingError
+from matching.evaluate import DEFAULT_THRESHOLDS, markdown_table, plot
+from matching.groundtruth import evaluate_crosswalk
+from matching.link import check_threshold, link, read_crosswalk
+from matching.model import TrainedModel, train
+from matching.review import DECISIONS, ReviewQueue
+from matching.sources import KNOWN_SOURCES, load, parse_source
+
+app = typer.Typer(
+    help="Identity resolution: train a matching model, link sources, evaluate, review uncertain pairs.",
+    no_args_is_help=True,
+)
+review_app = typer.Typer(help="The clerical review queue of uncertain pairs.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+
+_err = Console(stderr=True, highlight=False)
+_started = time.perf_counter()
+
+SourceOpt = Annotated[str, typer.Option("--source", help="name=path of the source, e.g. msp=country/msp.sqlite.")]
+
+
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """Errors as one line and exit 2: operators need the reason, not a traceback."""
+    try:
+        yield
+    except MatchingError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _say(message: str) -> None:
+    _err.print(f"[dim]{time.perf_counter() - _started:7.1f}s[/dim] {message}")
+
+
+def _load(spec: str) -> tuple[str, pd.DataFrame]:
+    name, path = parse_source(spec)
+    _say(f"reading {name} from {path}")
+    frame = load(path, KNOWN_SOURCES[name])
+    _say(f"{name}: {len(frame):,} records")
+    return name, frame
+
+
+def _threshold(value: float, what: str = "threshold") -> float:
+    return check_threshold(value, what)
+
+
+@app.command("train")
+def train_command(
+    source: SourceOpt,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the model (versioned JSON).")],
+    target: Annotated[
+        str | None, typer.Option("--target", help="name=path of the table matched against; omit to deduplicate.")
+    ] = None,
+    expected_match_rate: Annotated[
+        float, typer.Option("--expected-match-rate", help="Share of source records expected to have a match.")
+    ] = 0.9,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="A review queue whose decisions add an m estimate.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the u sampling.")] = 42,
+) -> None:
+    """Train a model linking --source to --target (or deduplicating --source) and save it."""
+    with _reported():
+        _threshold(expected_match_rate, "--expected-match-rate")
+        left_name, left = _load(source)
+        right_name, right = _load(target) if target is not None else (left_name, None)
+        if right is not None and right_name == left_name:
+            raise MatchingError(f"--source and --target are both {left_name!r}; omit --target to deduplicate")
+        label_frame = None
+        if labels is not None:
+            if not labels.exists():
+                raise MatchingError(f"no review queue at {labels}")
+            with ReviewQueue(labels) as queue:
+                label_frame = queue.labels()
+            _say(f"{len(label_frame):,} clerical labels from {labels}")
+        what = f"linking {left_name} -> {right_name}" if right is not None else f"deduplicating {left_name}"
+        _say(f"training ({what}): u by random sampling, m by EM")
+        model = train(
+            left,
+            right,
+            expected_match_rate=expected_match_rate,
+            seed=seed,
+            sources=(left_name, right_name),
+            labels=label_frame,
+        )
+        model.save(out)
+        meta = model.metadata
+        dropped = ", ".join(meta["dropped_comparisons"]) or "none"
+        _say(f"trained in {meta['training_seconds']:.1f} s; dropped comparisons: {dropped}")
+        typer.echo(f"model written to {out}")
+
+
+@app.command("link")
+def link_command(
+    model_path: Annotated[Path, typer.Option("--model", help="A model from `kiungo match train`.")],
+    left: Annotated[str, typer.Option("--left", help="name=path of the left source.")],
+    out: Annotated[Path, typer.Option("--out", help="Crosswalk file (.csv or .parquet); clusters go beside it.")],
+    right: Annotated[str | None, typer.Option("--right", help="name=path of the right source; omit to dedupe.")] = None,
+    threshold: Annotated[float, typer.Option("--threshold", help="Keep pairs with match probability >= this.")] = 0.5,
+    cluster_threshold: Annotated[
+        float | None, typer.Option("--cluster-threshold", help="Cluster at this probability (default: --threshold).")
+    ] = None,
+) -> None:
+    """Score every blocked pair and write the crosswalk (pairs and clusters)."""
+    with _reported():
+        _threshold(threshold, "--threshold")
+        if cluster_threshold is not None:
+            _threshold(cluster_threshold, "--cluster-threshold")
+        model = TrainedModel.load(model_path)
+        left_name, left_frame = _load(left)
+        right_name, right_frame = _load(right) if right is not None else (left_name, None)
+        crosswalk = link(
+            model,
+            left_frame,
+            right_frame,
+            threshold=threshold,
+            cluster_threshold=cluster_threshold,
+            sources=(left_name, right_name),
+            progress=_say,
+        )
+        written = crosswalk.write(out)
+        clusters = crosswalk.clusters
+        linked = int((clusters.drop_duplicates("cluster_id")["cluster_size"] > 1).sum())
+        typer.echo(
+            f"{len(crosswalk.pairs):,} pairs at p >= {threshold:g}, {linked:,} clusters of 2 or more records; "
+            f"written to {', '.join(str(p) for p in written)}"
+        )
+
+
+@app.command("evaluate")
+def evaluate_command(
+    crosswalk: Annotated[Path, typer.Option("--crosswalk", help="A crosswalk from `kiungo match link`.")],
+    truth: Annotated[Path, typer.Option("--truth", help="The sandbox truth.sqlite (record -> person).")],
+    out: Annotated[Path, typer.Option("--out", help="Markdown report to write.")],
+    chart: Annotated[Path | None, typer.Option("--chart", help="PNG chart of precision/recall/F1.")] = None,
+    thresholds: Annotated[
+        str | None, typer.Option("--thresholds", help="Comma-separated thresholds (default: 0.01 ... 0.999).")
+    ] = None,
+) -> None:
+    """Precision, recall and F1 across thresholds against ground truth, as markdown (and a PNG)."""
+    with _reported():
+        levels = DEFAULT_THRESHOLDS if thresholds is None else _parse_thresholds(thresholds)
+        pairs = read_crosswalk(crosswalk)
+        scores, counted = evaluate_crosswalk(pairs, truth, levels)
+        left, right = pairs["left_source"].iloc[0], pairs["right_source"].iloc[0]
+        title = f"{left} -> {right}" if left != right else f"{left} deduplication"
+        best = max(scores, key=lambda s: s.f1)
+        report = "\n".join(
+            [
+                f"# Crosswalk evaluation: {title}",
+                "",
+                f"Crosswalk `{crosswalk}` ({len(pairs):,} pairs), truth `{truth}`; counted {counted}. "
+                f"Thresholds below the crosswalk's own threshold score as that threshold.",
+                "",
+                markdown_table(scores),
+                "",
+                f"Best F1 {best.f1:.4f} at p >= {best.threshold:g} "
+                f"(precision {best.precision:.4f}, recall {best.recall:.4f}).",
+                "",
+            ]
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report, encoding="utf-8")
+        if chart is not None:
+            plot(scores, chart, title=title)
+        typer.echo(report)
+
+
+def _parse_thresholds(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise MatchingError(f"--thresholds must be comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise MatchingError("--thresholds is empty")
+    for v in values:
+        _threshold(v, "each threshold")
+    return values
+
+
+@review_app.callback()
+def review_callback(
+    ctx: typer.Context,
+    queue: Annotated[Path, typer.Option("--queue", help="The review queue (SQLite; created on first use).")],
+) -> None:
+    """Enqueue uncertain pairs from a crosswalk, take the next one, record decisions, list, export labels."""
+    ctx.obj = queue
+
+
+def _queue(ctx: typer.Context) -> ReviewQueue:
+    path = ctx.obj
+    assert isinstance(path, Path)
+    return ReviewQueue(path)
+
+
+@review_app.command("enqueue")
+def review_enqueue(
+    ctx: typer.Context,
+    crosswalk: Annotated[Path, typer.Option("--crosswalk", help="A crosswalk from `kiungo match link`.")],
+    low: Annotated[float, typer.Option("--low", help="Lowest probability enqueued (inclusive).")] = 0.5,
+    high: Annotated[float, typer.Option("--high", help="Probability from which pairs count as sure.")] = 0.95,
+) -> None:
+    """Add the crosswalk's pairs with low <= p < high."""
+    with _reported():
+        _threshold(low, "--low")
+        _threshold(high, "--high")
+        pairs = read_crosswalk(crosswalk)
+        with _queue(ctx) as queue:
+            added = queue.enqueue(pairs, low, high)
+            pending = len(queue.pairs("pending"))
+        typer.echo(f"{added:,} pairs enqueued ({pending:,} awaiting review)")
+
+
+@review_app.command("next")
+def review_next(ctx: typer.Context) -> None:
+    """Show the next pair to review."""
+    with _reported(), _queue(ctx) as queue:
+        pair = queue.next()
+        if pair is None:
+            typer.echo("nothing to review")
+            return
+        typer.echo(
+            f"pair {pair.pair_id}: {pair.left_source} {pair.left_id} <-> {pair.right_source} {pair.right_id}  "
+            f"p={pair.match_probability:.4f}"
+            + ("" if pair.match_weight is None else f"  weight={pair.match_weight:.2f}")
+        )
+
+
+@review_app.command("decide")
+def review_decide(
+    ctx: typer.Context,
+    pair_id: Annotated[int, typer.Argument(help="The pair id shown by `next` or `list`.")],
+    decision: Annotated[str, typer.Argument(help=f"One of {', '.join(DECISIONS)}.")],
+    reviewer: Annotated[str, typer.Option("--reviewer", help="Who decides.")],
+    note: Annotated[str, typer.Option("--note", help="Why.")] = "",
+) -> None:
+    """Record a decision on a pair (appended to its history)."""
+    with _reported(), _queue(ctx) as queue:
+        entry = queue.decide(pair_id, decision, reviewer, note)
+        typer.echo(f"pair {entry.pair_id}: {entry.decision} by {entry.reviewer} at {entry.decided_at}")
+
+
+@review_app.command("list")
+def review_list(
+    ctx: typer.Context,
+    status: Annotated[str, typer.Option("--status", help="all, pending or decided.")] = "all",
+) -> None:
+    """List queued pairs with their latest decision."""
+    with _reported():
+        if status not in ("all", "pending", "decided"):
+            raise MatchingError(f"--status must be all, pending or decided, got {status!r}")
+        chosen: Literal["all", "pending", "decided"] = status  # type: ignore[assignment]
+        with _queue(ctx) as queue:
+            for p in queue.pairs(chosen):
+                decided = f"{p.decision} by {p.reviewer} at {p.decided_at}" if p.decision else "pending"
+                typer.echo(
+                    f"{p.pair_id}\t{p.left_source}:{p.left_id}\t{p.right_source}:{p.right_id}\t"
+                    f"{p.match_probability:.4f}\t{decided}"
+                )
+
+
+@review_app.command("labels")
+def review_labels(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="CSV of training labels (Splink pairwise-label columns).")],
+) -> None:
+    """Export decided pairs as training labels (clerical_match_score 1.0 match, 0.0 non-match)."""
+    with _reported(), _queue(ctx) as queue:
+        labels = queue.labels()
+        labels.to_csv(out, index=False)
+        typer.echo(f"{len(labels):,} labels written to {out}")
