@@ -16,6 +16,7 @@ import pandas as pd
 import typer
 from rich.console import Console
 
+from matching.backends import BACKENDS, check_backend
 from matching.errors import MatchingError
 from matching.evaluate import DEFAULT_THRESHOLDS, markdown_table, plot
 from matching.groundtruth import evaluate_crosswalk
@@ -35,6 +36,13 @@ _err = Console(stderr=True, highlight=False)
 _started = time.perf_counter()
 
 SourceOpt = Annotated[str, typer.Option("--source", help="name=path of the source, e.g. msp=country/msp.sqlite.")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help=f"Where Splink runs: {' or '.join(BACKENDS)} (spark: local[2], or KIUNGO_SPARK_MASTER).",
+    ),
+]
 
 
 @contextlib.contextmanager
@@ -80,9 +88,11 @@ def train_command(
         Path | None, typer.Option("--labels", help="A review queue whose decisions add an m estimate.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the u sampling.")] = 42,
+    backend: BackendOpt = "duckdb",
 ) -> None:
     """Train a model linking --source to --target (or deduplicating --source) and save it."""
     with _reported():
+        chosen = check_backend(backend)
         _threshold(expected_match_rate, "--expected-match-rate")
         left_name, left = _load(source)
         right_name, right = _load(target) if target is not None else (left_name, None)
@@ -96,7 +106,7 @@ def train_command(
                 label_frame = queue.labels()
             _say(f"{len(label_frame):,} clerical labels from {labels}")
         what = f"linking {left_name} -> {right_name}" if right is not None else f"deduplicating {left_name}"
-        _say(f"training ({what}): u by random sampling, m by EM")
+        _say(f"training ({what}) on {chosen}: u by random sampling, m by EM")
         model = train(
             left,
             right,
@@ -104,6 +114,7 @@ def train_command(
             seed=seed,
             sources=(left_name, right_name),
             labels=label_frame,
+            backend=chosen,
         )
         model.save(out)
         meta = model.metadata
@@ -122,9 +133,11 @@ def link_command(
     cluster_threshold: Annotated[
         float | None, typer.Option("--cluster-threshold", help="Cluster at this probability (default: --threshold).")
     ] = None,
+    backend: BackendOpt = "duckdb",
 ) -> None:
     """Score every blocked pair and write the crosswalk (pairs and clusters)."""
     with _reported():
+        chosen = check_backend(backend)
         _threshold(threshold, "--threshold")
         if cluster_threshold is not None:
             _threshold(cluster_threshold, "--cluster-threshold")
@@ -139,6 +152,7 @@ def link_command(
             cluster_threshold=cluster_threshold,
             sources=(left_name, right_name),
             progress=_say,
+            backend=chosen,
         )
         written = crosswalk.write(out)
         clusters = crosswalk.clusters

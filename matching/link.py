@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from matching.backends import Backend, check_backend
 from matching.errors import MatchingError
 from matching.model import TrainedModel
 
@@ -104,9 +105,14 @@ def link(
     cluster_threshold: float | None = None,
     sources: tuple[str, str] = ("left", "right"),
     progress: Progress | None = None,
+    backend: Backend = "duckdb",
 ) -> Crosswalk:
-    """Predict with `model` on normalised frames: link `left` to `right`, or deduplicate `left`."""
+    """Predict with `model` on normalised frames: link `left` to `right`, or deduplicate `left`.
+
+    `backend` is where Splink predicts: `"duckdb"` in this process, or `"spark"` (`matching.backends`).
+    """
     check_threshold(threshold)
+    check_backend(backend)
     cluster_at = check_threshold(threshold if cluster_threshold is None else cluster_threshold, "cluster threshold")
     if len(left) == 0 or (right is not None and len(right) == 0):
         raise LinkError("cannot link an empty table")
@@ -122,7 +128,7 @@ def link(
     model = model.for_target_size(target_rows)
     frames = (left,) if right is None else (left, right)
     with _stage(progress, f"predicting {' x '.join(f'{len(f):,}' for f in frames)} records"):
-        linker = model.linker(*frames, names=(left_name, right_name))
+        linker = model.linker(*frames, names=(left_name, right_name), backend=backend)
         predictions = linker.inference.predict(threshold_match_probability=threshold)
         raw = predictions.as_pandas_dataframe()  # type: ignore[no-untyped-call]
     with _stage(progress, f"crosswalk of {len(raw):,} pairs at p >= {threshold:g}"):

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from matching.backends import Backend, check_backend, database_api, from_dialect, register, to_dialect
 from matching.comparisons import DEFAULT_BLOCKING, DEFAULT_COMPARISONS, DEFAULT_EM_BLOCKING, Comparison
 from matching.errors import ModelError, TrainingError
 from matching.normalise import MODEL_COLUMNS
@@ -82,13 +83,18 @@ class TrainedModel:
             out.append(np.array(weights, dtype=np.float64))
         return out
 
-    def linker(self, *frames: pd.DataFrame, names: tuple[str, ...] = ("records_left", "records_right")) -> Linker:
-        """A Splink linker on a fresh DuckDB holding this model, for batch prediction and checks."""
-        from splink import DuckDBAPI, Linker
+    def linker(
+        self,
+        *frames: pd.DataFrame,
+        names: tuple[str, ...] = ("records_left", "records_right"),
+        backend: Backend = "duckdb",
+    ) -> Linker:
+        """A Splink linker holding this model on a fresh `backend` database, for batch prediction and checks."""
+        from splink import Linker
 
-        db_api = DuckDBAPI()
-        tables = [db_api.register(_for_splink(f), dataset_display_name=n) for f, n in zip(frames, names, strict=False)]
-        settings = json.loads(json.dumps(self.splink_settings))
+        db_api = database_api(check_backend(backend))
+        tables = [register(db_api, _for_splink(f), n) for f, n in zip(frames, names, strict=False)]
+        settings = to_dialect(json.loads(json.dumps(self.splink_settings)), backend)
         return Linker(tables if len(tables) > 1 else tables[0], settings, log_level=None)
 
     def save(self, path: Path) -> None:
@@ -171,17 +177,42 @@ def _named(table: pa.Table, name: str) -> pa.Table:
     return table.replace_schema_metadata({**(table.schema.metadata or {}), b"kiungo_name": name.encode()})
 
 
+def _iso_dates(column: pd.Series) -> pd.Series:
+    """Birth dates as ISO `YYYY-MM-DD` text (None when unknown), whatever type they came in as.
+
+    Both backends compare dates as text (exact, Levenshtein on the string); a datetime or date column
+    would otherwise be typed, and printed, differently by DuckDB and Spark.
+    """
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column.dt.strftime("%Y-%m-%d").astype(object).where(column.notna(), None)
+
+    def one(value: Any) -> Any:
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+            return None
+        if isinstance(value, datetime | date):
+            return value.strftime("%Y-%m-%d")
+        return value
+
+    return column.map(one)
+
+
 def _for_splink(frame: pd.DataFrame) -> pa.Table:
     """Typed columns: an all-empty column would otherwise reach DuckDB as INTEGER and break string SQL."""
     missing = [c for c in MODEL_COLUMNS if c not in frame.columns]
     if missing:
         raise TrainingError(f"frame is not normalised (missing {missing}); use matching.normalise_frame")
     schema = pa.schema([(c, pa.int64() if c == "birth_year" else pa.string()) for c in MODEL_COLUMNS])
-    return pa.Table.from_pandas(frame[list(MODEL_COLUMNS)], schema=schema, preserve_index=False)
+    columns = frame[list(MODEL_COLUMNS)].copy()
+    columns["birth_date"] = _iso_dates(columns["birth_date"])
+    return pa.Table.from_pandas(columns, schema=schema, preserve_index=False)
 
 
 def _train_on_labels(
-    model_dict: dict[str, Any], tables: list[pa.Table], labels: pd.DataFrame | None, em_sessions: int
+    model_dict: dict[str, Any],
+    tables: list[pa.Table],
+    labels: pd.DataFrame | None,
+    em_sessions: int,
+    backend: Backend = "duckdb",
 ) -> int:
     """Blend in m estimated from clerically confirmed matches; returns how many labels were used.
 
@@ -190,7 +221,7 @@ def _train_on_labels(
     (m clamped) and averaged in here as one more session: m = (k * m_EM + m_labels) / (k + 1).
     Splink counts every label row as a match, so only pairs scored 1.0 are used.
     """
-    from splink import DuckDBAPI, Linker
+    from splink import Linker
 
     if labels is None or labels.empty:
         return 0
@@ -208,15 +239,17 @@ def _train_on_labels(
             m = level.get("m_probability")
             if isinstance(m, float):
                 level["m_probability"] = max(m, _CLAMP_MIN)
-    db_api = DuckDBAPI()
-    registered = [db_api.register(t, dataset_display_name=n) for t, n in tables_named(tables)]
-    linker = Linker(registered if len(registered) > 1 else registered[0], settings, log_level=logging.ERROR)
+    db_api = database_api(backend)
+    registered = [register(db_api, t, n) for t, n in tables_named(tables)]
+    linker = Linker(
+        registered if len(registered) > 1 else registered[0], to_dialect(settings, backend), log_level=logging.ERROR
+    )
     labels_table = linker.table_management.register_table(matches, "__kiungo_clerical_labels", overwrite=True)
     try:
         linker.training.estimate_m_from_pairwise_labels(labels_table)  # type: ignore[no-untyped-call]
     except Exception as exc:  # Splink raises plain errors; training must say why
         raise TrainingError(f"cannot estimate m from the clerical labels: {exc}") from exc
-    trained = linker.misc.save_model_to_json()
+    trained = from_dialect(linker.misc.save_model_to_json(), backend)
     for before, after in zip(model_dict["comparisons"], trained["comparisons"], strict=True):
         for old, new in zip(before["comparison_levels"], after["comparison_levels"], strict=True):
             m_old, m_new = old.get("m_probability"), new.get("m_probability")
@@ -241,6 +274,7 @@ def train(
     seed: int = 42,
     sources: tuple[str, ...] = ("records_left", "records_right"),
     labels: pd.DataFrame | None = None,
+    backend: Backend = "duckdb",
 ) -> TrainedModel:
     """Train on normalised frames: link `left` to `right`, or deduplicate `left` when `right` is None.
 
@@ -248,9 +282,12 @@ def train(
     size of `right` it sets the prior. `labels` (clerical decisions, `matching.ReviewQueue.labels()`:
     `source_dataset_l, unique_id_l, source_dataset_r, unique_id_r, clerical_match_score`) add an m
     estimate from the pairs scored 1.0, after EM; the source names must be those in `sources`.
+    `backend` is where Splink runs (`"duckdb"`, or `"spark"`: see `matching.backends`); the model is
+    the same kind either way (its SQL is kept in DuckDB's dialect).
     """
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    from splink import Linker, SettingsCreator, block_on
 
+    check_backend(backend)
     if len(left) == 0 or (right is not None and len(right) == 0):
         raise TrainingError("cannot train on an empty table")
     started = datetime.now(UTC)
@@ -263,15 +300,15 @@ def train(
         link_type="link_only" if right is not None else "dedupe_only",
         unique_id_column_name="record_id",
         probability_two_random_records_match=prior,
-        comparisons=[c.splink_dict() for c in comparisons],
+        comparisons=[to_dialect(c.splink_dict(), backend) for c in comparisons],
         blocking_rules_to_generate_predictions=[block_on(*cols) for cols in blocking],
         retain_intermediate_calculation_columns=True,
     )
-    db_api = DuckDBAPI()
+    db_api = database_api(backend)
     arrow = [_named(_for_splink(left), sources[0])]
     if right is not None:
         arrow.append(_named(_for_splink(right), sources[1]))
-    tables = [db_api.register(t, dataset_display_name=n) for t, n in tables_named(arrow)]
+    tables = [register(db_api, t, n) for t, n in tables_named(arrow)]
     linker = Linker(tables if right is not None else tables[0], settings, log_level=logging.ERROR)
     linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
     failed_em: list[list[str]] = []
@@ -287,8 +324,8 @@ def train(
             linker = Linker(tables if right is not None else tables[0], snapshot, log_level=logging.ERROR)
     if len(failed_em) == len(em_blocking):
         raise TrainingError("every EM session failed (m underflow); train on more data or other EM blocking")
-    model_dict = linker.misc.save_model_to_json()
-    used_labels = _train_on_labels(model_dict, arrow, labels, len(em_blocking) - len(failed_em))
+    model_dict = from_dialect(linker.misc.save_model_to_json(), backend)
+    used_labels = _train_on_labels(model_dict, arrow, labels, len(em_blocking) - len(failed_em), backend)
     model_dict["probability_two_random_records_match"] = prior
     neutral = _neutralise_unestimated(model_dict)
     elapsed = (datetime.now(UTC) - started).total_seconds()
@@ -304,6 +341,8 @@ def train(
             "sizes": [len(left)] + ([len(right)] if right is not None else []),
             "splink_version": version("splink"),
             "duckdb_version": version("duckdb"),
+            "backend": backend,
+            **({"pyspark_version": version("pyspark")} if backend == "spark" else {}),
             "dropped_comparisons": dropped,
             "neutral_levels": neutral,
             "clerical_labels": used_labels,
