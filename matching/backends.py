@@ -12,6 +12,10 @@ Spark: `spark_session()` returns the active session when there is one (a cluster
 (default `local[2]`) with few shuffle partitions, no UI, Splink's similarity jar, and a temporary
 checkpoint directory (Splink breaks lineage by writing Parquet there; on a cluster set
 `KIUNGO_SPARK_CHECKPOINT_DIR` to a path every executor can write, e.g. on HDFS or S3).
+
+DuckDB: a fresh in-memory database per linker, with DuckDB's own defaults (all cores, 80 % of RAM)
+unless `KIUNGO_DUCKDB_THREADS`, `KIUNGO_DUCKDB_MEMORY_LIMIT` (e.g. `8GB`) or `KIUNGO_DUCKDB_TEMP_DIR`
+(where it spills when over the limit) say otherwise.
 """
 
 from __future__ import annotations
@@ -57,12 +61,31 @@ def database_api(backend: Backend) -> DatabaseAPI[Any]:
     if backend == "duckdb":
         from splink import DuckDBAPI
 
-        return DuckDBAPI()
+        return DuckDBAPI(connection=duckdb_connection())
     try:
         from splink.backends.spark import SparkAPI
     except ImportError as exc:
         raise BackendError(f"the spark backend needs pyspark (pip install pyspark): {exc}") from exc
     return SparkAPI(spark_session=spark_session(), break_lineage_method="parquet")  # type: ignore[no-untyped-call]
+
+
+def duckdb_connection() -> Any:
+    """An in-memory DuckDB connection with the `KIUNGO_DUCKDB_*` settings applied."""
+    import duckdb
+
+    connection = duckdb.connect(":memory:")
+    for variable, setting in (
+        ("KIUNGO_DUCKDB_THREADS", "threads"),
+        ("KIUNGO_DUCKDB_MEMORY_LIMIT", "memory_limit"),
+        ("KIUNGO_DUCKDB_TEMP_DIR", "temp_directory"),
+    ):
+        value = os.environ.get(variable)
+        if value:
+            try:
+                connection.execute(f"SET {setting} = ?", [value])
+            except duckdb.Error as exc:
+                raise BackendError(f"{variable}={value!r}: {exc}") from exc
+    return connection
 
 
 def register(db_api: DatabaseAPI[Any], table: pa.Table, name: str) -> SplinkDataFrame:

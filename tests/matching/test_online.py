@@ -44,6 +44,29 @@ def test_weights_equal_splink_predictions(febrl4, febrl_model):
                 assert weight == pytest.approx(row[f"mw_{name}"], abs=1e-9)
 
 
+def test_weights_equal_splink_predict_between(febrl4, febrl_model):
+    """Splink's `predict_between` (queries as left, registry as right) gives the same pairs and weights (1e-6).
+
+    The model has no term-frequency adjustments, so no TF table is computed or registered.
+    """
+    left, right, _ = febrl4
+    queries = left.sample(50, random_state=7)
+    matcher = OnlineMatcher(febrl_model, right)
+    ours = _online_pairs(matcher, queries, top=10_000)
+    linker = matcher.model.linker(queries, right, names=("queries", "registry"))
+    # The linker's own registered inputs: typed columns, and their names become `source_dataset`.
+    query_table, registry_table = (linker._input_tables_dict[n] for n in ("queries", "registry"))
+    theirs = linker.inference.predict_between(query_table, registry_table).as_pandas_dataframe()
+    assert set(theirs["source_dataset_l"]) == {"queries"}
+    assert set(theirs["source_dataset_r"]) == {"registry"}
+    theirs = theirs.rename(columns={"record_id_l": "left_id", "record_id_r": "right_id"})
+    joined = ours.merge(theirs, on=["left_id", "right_id"], how="outer", suffixes=("", "_splink"), indicator=True)
+    assert (joined["_merge"] == "both").all(), joined["_merge"].value_counts()
+    assert len(joined) > 50
+    assert (joined["match_weight"] - joined["match_weight_splink"]).abs().max() < 1e-6
+    assert (joined["match_probability"] - joined["match_probability_splink"]).abs().max() < 1e-9
+
+
 def test_explanations(febrl4, febrl_model):
     left, right, truth = febrl4
     matcher = OnlineMatcher(febrl_model, right)
