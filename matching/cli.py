@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.status import Status
 
 from matching.backends import BACKENDS, check_backend
 from matching.errors import MatchingError
@@ -45,11 +46,23 @@ BackendOpt = Annotated[
 ]
 
 
+_status: list[Status] = []  # the live spinner of the running command, if any
+
+
 @contextlib.contextmanager
 def _reported() -> Iterator[None]:
-    """Errors as one line and exit 2: operators need the reason, not a traceback."""
+    """Errors as one line and exit 2: operators need the reason, not a traceback; a spinner while it works.
+
+    Splink's steps are single SQL runs with no progress of their own, so a long run shows a live
+    spinner with the current stage and its elapsed time, and a line for each finished stage.
+    """
     try:
-        yield
+        with _err.status("starting", spinner="dots") as status:
+            _status.append(status)
+            try:
+                yield
+            finally:
+                _status.pop()
     except MatchingError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -60,6 +73,8 @@ def _reported() -> Iterator[None]:
 
 def _say(message: str) -> None:
     _err.print(f"[dim]{time.perf_counter() - _started:7.1f}s[/dim] {message}")
+    if _status:
+        _status[-1].update(message)
 
 
 def _load(spec: str) -> tuple[str, pd.DataFrame]:
