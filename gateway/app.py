@@ -9,12 +9,12 @@ import hashlib
 import hmac
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from lxml import etree
 from pydantic import BaseModel, Field
@@ -62,6 +62,8 @@ def create_app(settings: NodeSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.node = node
+    app.add_exception_handler(GatewayError, _gateway_error)
+    operator = [Depends(operator_guard(settings.operator.token_sha256))]
 
     async def rest_exchange(request: Request) -> Response:
         return await rest.handle(request, node)
@@ -120,13 +122,15 @@ def create_app(settings: NodeSettings) -> FastAPI:
     async def health() -> dict[str, Any]:
         return _health(node)
 
-    @app.post("/api/operator/directory/refresh", tags=["operations"], summary="Fetch the federation directory now")
-    async def refresh_directory(request: Request) -> Response:
-        denied = _operator_denied(request, settings.operator.token_sha256)
-        if denied is not None:
-            return denied
+    @app.post(
+        "/api/operator/directory/refresh",
+        tags=["operations"],
+        summary="Fetch the federation directory now",
+        dependencies=operator,
+    )
+    async def refresh_directory() -> Response:
         if node.federation is None:
-            return rest.error_response(GatewayError(errors.BAD_REQUEST, "this node is not in a federation"), "")
+            raise GatewayError(errors.BAD_REQUEST, "this node is not in a federation")
         ok = await node.federation.directory.refresh()
         return JSONResponse({"refreshed": ok, **node.federation.directory.status()}, status_code=200 if ok else 502)
 
@@ -134,12 +138,13 @@ def create_app(settings: NodeSettings) -> FastAPI:
     async def metrics() -> Response:
         return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    _consent_routes(app, node)
-    _log_routes(app, node)
+    _consent_routes(app, node, operator)
+    _log_routes(app, node, operator)
 
-    @app.get("/api/operator/monitoring", tags=["operations"], summary="Operational monitoring records")
+    @app.get(
+        "/api/operator/monitoring", tags=["operations"], summary="Operational monitoring records", dependencies=operator
+    )
     def monitoring(
-        request: Request,
         since: Annotated[int | None, Query(description="from this time, ms since the epoch")] = None,
         until: Annotated[int | None, Query(description="before this time, ms since the epoch")] = None,
         client: Annotated[str | None, Query(description="client subsystem id")] = None,
@@ -147,9 +152,6 @@ def create_app(settings: NodeSettings) -> FastAPI:
         after_seq: Annotated[int, Query(ge=0, description="page: records after this seq")] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
-        denied = _operator_denied(request, settings.operator.token_sha256)
-        if denied is not None:
-            return denied
         records = node.monitor.query(
             since=since, until=until, client=client, service=service, after_seq=after_seq, limit=limit
         )
@@ -177,33 +179,31 @@ class SubjectQuery(BaseModel):
     subject_id: str = Field(min_length=1, max_length=64)
 
 
-def _consent_routes(app: FastAPI, node: Node) -> None:
+def _consent_routes(app: FastAPI, node: Node, operator: list[Any]) -> None:
     """Grant, withdraw and list consents; identifiers travel in bodies, never in URLs (which get logged)."""
-    token = node.settings.operator.token_sha256
     tags: list[str | Enum] = ["consent"]
 
-    def registry(request: Request) -> tuple[ConsentStore | None, Response | None]:
-        denied = _operator_denied(request, token)
-        if denied is not None:
-            return None, denied
+    def registry() -> ConsentStore:
         if node.consent is None:
-            error = GatewayError(errors.UNKNOWN_SERVICE, "this node keeps no consent registry")
-            return None, rest.error_response(error, "")
-        return node.consent, None
+            raise GatewayError(errors.UNKNOWN_SERVICE, "this node keeps no consent registry")
+        return node.consent
 
-    def failure(exc: ConsentError) -> Response:
+    consent_store = Depends(registry)  # resolved when the route is called, not at import
+
+    def failure(exc: ConsentError) -> GatewayError:
         kind = errors.UNKNOWN_SERVICE if isinstance(exc, ConsentNotFound) else errors.BAD_REQUEST
-        return rest.error_response(GatewayError(kind, str(exc)), "")
+        return GatewayError(kind, str(exc))
 
     def view(record: ConsentRecord) -> dict[str, Any]:
         return {**record.as_json(), "state": record.state()}
 
-    @app.post("/api/consent/records", tags=tags, summary="Record a consent; answers the record and a signed receipt")
-    def grant(request: Request, body: ConsentGrant) -> Response:
-        store, denied = registry(request)
-        if store is None:
-            assert denied is not None
-            return denied
+    @app.post(
+        "/api/consent/records",
+        tags=tags,
+        summary="Record a consent; answers the record and a signed receipt",
+        dependencies=operator,
+    )
+    def grant(body: ConsentGrant, store: ConsentStore = consent_store) -> Response:
         try:
             record = store.grant(
                 subject_id=body.subject_id,
@@ -218,44 +218,42 @@ def _consent_routes(app: FastAPI, node: Node) -> None:
                 actor="operator",
             )
         except ConsentError as exc:
-            return failure(exc)
+            raise failure(exc) from None
         receipt = node.receipts.receipt(record) if node.receipts else None
         return JSONResponse({"record": view(record), "receipt": receipt}, status_code=201)
 
-    @app.post("/api/consent/records/search", tags=tags, summary="A data subject's consent records, newest first")
-    def search(request: Request, body: SubjectQuery) -> Response:
-        store, denied = registry(request)
-        if store is None:
-            assert denied is not None
-            return denied
+    @app.post(
+        "/api/consent/records/search",
+        tags=tags,
+        summary="A data subject's consent records, newest first",
+        dependencies=operator,
+    )
+    def search(body: SubjectQuery, store: ConsentStore = consent_store) -> Response:
         return JSONResponse({"records": [view(r) for r in store.list_by_subject(body.subject_id)]})
 
-    @app.get("/api/consent/records/{record_id}", tags=tags, summary="One consent record")
-    def get(request: Request, record_id: str) -> Response:
-        store, denied = registry(request)
-        if store is None:
-            assert denied is not None
-            return denied
+    @app.get("/api/consent/records/{record_id}", tags=tags, summary="One consent record", dependencies=operator)
+    def get(record_id: str, store: ConsentStore = consent_store) -> Response:
         try:
             return JSONResponse(view(store.get(record_id)))
         except ConsentError as exc:
-            return failure(exc)
+            raise failure(exc) from None
 
-    @app.post("/api/consent/records/{record_id}/withdraw", tags=tags, summary="Withdraw a consent, from now on")
-    def withdraw(request: Request, record_id: str) -> Response:
-        store, denied = registry(request)
-        if store is None:
-            assert denied is not None
-            return denied
+    @app.post(
+        "/api/consent/records/{record_id}/withdraw",
+        tags=tags,
+        summary="Withdraw a consent, from now on",
+        dependencies=operator,
+    )
+    def withdraw(record_id: str, store: ConsentStore = consent_store) -> Response:
         try:
             return JSONResponse(view(store.withdraw(record_id, actor="operator")))
         except ConsentError as exc:
-            return failure(exc)
+            raise failure(exc) from None
 
     @app.get("/api/consent/receipt-key", tags=tags, summary="The public key that verifies consent receipts offline")
     def receipt_key() -> Response:
         if node.receipts is None:
-            return rest.error_response(GatewayError(errors.UNKNOWN_SERVICE, "this node signs no consent receipts"), "")
+            raise GatewayError(errors.UNKNOWN_SERVICE, "this node signs no consent receipts")
         return Response(node.receipts.public_key_pem(), media_type="application/x-pem-file")
 
 
@@ -271,14 +269,10 @@ class LogQuery(BaseModel):
     offset: int = Field(0, ge=0)
 
 
-def _log_routes(app: FastAPI, node: Node) -> None:
+def _log_routes(app: FastAPI, node: Node, operator: list[Any]) -> None:
     """The exchange log for operators and DPOs: tree heads, proofs, verification, search."""
-    token = node.settings.operator.token_sha256
     tags: list[str | Enum] = ["exchange log"]
     log = node.log
-
-    def guard(request: Request) -> Response | None:
-        return _operator_denied(request, token)
 
     def head_json(sth: SignedTreeHead) -> dict[str, Any]:
         return {
@@ -291,55 +285,67 @@ def _log_routes(app: FastAPI, node: Node) -> None:
             "tsa_error": sth.tsa_error,
         }
 
-    @app.get("/api/log/tree-heads", tags=tags, summary="Signed tree heads, oldest first, and the current head")
-    def tree_heads(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
-            return denied
+    @app.get(
+        "/api/log/tree-heads",
+        tags=tags,
+        summary="Signed tree heads, oldest first, and the current head",
+        dependencies=operator,
+    )
+    def tree_heads() -> Response:
         head = log.tree_head()
         current = {"size": head.size, "root": head.root, "timestamp": head.timestamp}
         return JSONResponse({"current": current, "signed": [head_json(h) for h in log.signed_tree_heads()]})
 
-    @app.post("/api/log/tree-heads", tags=tags, summary="Sign (and time-stamp) the tree head now")
-    def sign_now(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
-            return denied
+    @app.post(
+        "/api/log/tree-heads", tags=tags, summary="Sign (and time-stamp) the tree head now", dependencies=operator
+    )
+    def sign_now() -> Response:
         try:
             return JSONResponse(head_json(log.sign_tree_head()), status_code=201)
         except LogError as exc:
-            return rest.error_response(GatewayError(errors.INTERNAL_ERROR, str(exc)), "")
+            raise GatewayError(errors.INTERNAL_ERROR, str(exc)) from None
 
-    @app.get("/api/log/proofs/inclusion", tags=tags, summary="RFC 9162 inclusion proof of one record")
-    def inclusion(request: Request, index: int, size: int | None = None) -> Response:
-        if (denied := guard(request)) is not None:
-            return denied
+    @app.get(
+        "/api/log/proofs/inclusion", tags=tags, summary="RFC 9162 inclusion proof of one record", dependencies=operator
+    )
+    def inclusion(index: int, size: int | None = None) -> Response:
         try:
             proof = log.inclusion_proof(index, size)
         except (LogError, ValueError, IndexError) as exc:
-            return rest.error_response(GatewayError(errors.BAD_REQUEST, str(exc)), "")
+            raise GatewayError(errors.BAD_REQUEST, str(exc)) from None
         leaf = log.leaf_hash_at(index)
         return JSONResponse({"index": index, "size": size or log.size(), "leaf_hash": leaf, "proof": proof})
 
-    @app.get("/api/log/proofs/consistency", tags=tags, summary="RFC 9162 consistency proof between two sizes")
-    def consistency(request: Request, old: int, new: int | None = None) -> Response:
-        if (denied := guard(request)) is not None:
-            return denied
+    @app.get(
+        "/api/log/proofs/consistency",
+        tags=tags,
+        summary="RFC 9162 consistency proof between two sizes",
+        dependencies=operator,
+    )
+    def consistency(old: int, new: int | None = None) -> Response:
         try:
             proof = log.consistency_proof(old, new)
         except (LogError, ValueError, IndexError) as exc:
-            return rest.error_response(GatewayError(errors.BAD_REQUEST, str(exc)), "")
+            raise GatewayError(errors.BAD_REQUEST, str(exc)) from None
         return JSONResponse({"old": old, "new": new or log.size(), "proof": proof})
 
-    @app.post("/api/log/verify", tags=tags, summary="Verify the whole log now; the first problem, if any")
-    def verify(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
-            return denied
+    @app.post(
+        "/api/log/verify",
+        tags=tags,
+        summary="Verify the whole log now; the first problem, if any",
+        dependencies=operator,
+    )
+    def verify() -> Response:
         report = log.verify()
         return JSONResponse(dataclasses.asdict(report))
 
-    @app.post("/api/log/records/search", tags=tags, summary="Search the log; a subject id is hashed at query time")
-    def search(request: Request, body: LogQuery) -> Response:
-        if (denied := guard(request)) is not None:
-            return denied
+    @app.post(
+        "/api/log/records/search",
+        tags=tags,
+        summary="Search the log; a subject id is hashed at query time",
+        dependencies=operator,
+    )
+    def search(body: LogQuery) -> Response:
         rows = log.search(
             subject_hash=node.subject_hash(body.subject_id) if body.subject_id else None,
             client=body.client,
@@ -435,19 +441,27 @@ def _json_id(cid: ClientId) -> dict[str, str]:
     return out
 
 
-def _operator_denied(request: Request, token_sha256: str | None) -> Response | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    ok = (
-        token_sha256 is not None
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), token_sha256)
-    )
-    if ok:
-        return None
-    error = GatewayError(
-        errors.OPERATOR_AUTHENTICATION, "the operator API needs `Authorization: Bearer <operator token>`"
-    )
-    response = rest.error_response(error, "")
-    response.headers["WWW-Authenticate"] = "Bearer"
+def operator_guard(token_sha256: str | None) -> Callable[[Request], None]:
+    """A route dependency: the operator's bearer token, or the refusal (rendered by `_gateway_error`)."""
+
+    def require(request: Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if not (
+            token_sha256 is not None
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), token_sha256)
+        ):
+            raise GatewayError(
+                errors.OPERATOR_AUTHENTICATION, "the operator API needs `Authorization: Bearer <operator token>`"
+            )
+
+    return require
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    """The gateway's own refusals on its HTTP API, in the X-Road error form."""
+    assert isinstance(exc, GatewayError)
+    response = rest.error_response(exc, "")
+    if exc.kind == errors.OPERATOR_AUTHENTICATION:
+        response.headers["WWW-Authenticate"] = "Bearer"
     return response
