@@ -18,6 +18,7 @@ from cryptography import x509
 
 import certs
 from gateway.errors import ConfigError, ErrorKind, GatewayError
+from gateway.subjects import SubjectFinder
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,11 @@ class MemberEntry:
     tls_fingerprint: str
     signing: dict[str, x509.Certificate]  # by SHA-256 fingerprint
     services: dict[str, dict[str, str]]  # subsystem code -> service code -> "rest" | "soap"
-    subjects: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)  # where each finds its subject
+    subjects: dict[str, dict[str, SubjectFinder]] = field(default_factory=dict)  # compiled once per directory
+
+    def finder(self, subsystem: str, service: str) -> SubjectFinder | None:
+        """Where the service's data subject sits in a request, as the provider declared it."""
+        return self.subjects.get(subsystem, {}).get(service)
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ class Directory:
                     },
                     subjects={
                         sub: {
-                            code: tuple(v.get("subject", ()))
+                            code: SubjectFinder(v.get("subject", ()))
                             for code, v in s.get("services", {}).items()
                             if isinstance(v, dict)
                         }

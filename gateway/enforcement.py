@@ -25,6 +25,16 @@ def denied(reason: str, message: str) -> GatewayError:
     return GatewayError(errors.ACCESS_DENIED, f"{reason}: {message}")
 
 
+def load_decision_point(agreement_paths: list[Path], forbid_paths: list[Path]) -> policies.PolicyDecisionPoint:
+    """The node's agreements (and cross-cutting forbid rules), compiled once at start."""
+    try:
+        agreements = policies.load_agreements(agreement_paths)
+        forbid = [p.read_text() for p in forbid_paths]
+        return policies.PolicyDecisionPoint(agreements, forbid=forbid)
+    except (policies.PolicyError, OSError) as exc:
+        raise ConfigError(f"policy: {exc}") from None
+
+
 class Enforcement:
     def __init__(
         self,
@@ -38,15 +48,6 @@ class Enforcement:
         self.consent = consent
         self.controller = controller
         self.limiter = limiter or MemoryRateLimiter()
-
-    @classmethod
-    def load(cls, agreement_paths: list[Path], forbid_paths: list[Path], **kw: object) -> policies.PolicyDecisionPoint:
-        try:
-            agreements = policies.load_agreements(agreement_paths)
-            forbid = [p.read_text() for p in forbid_paths]
-            return policies.PolicyDecisionPoint(agreements, forbid=forbid)
-        except (policies.PolicyError, OSError) as exc:
-            raise ConfigError(f"policy: {exc}") from None
 
     def may_call(self, client: ClientId, service: ServiceId, local: LocalService) -> bool:
         """For allowedMethods: some agreement (or the allow list) admits this client to this service."""

@@ -12,7 +12,7 @@ from connectors import ConnectorError, build_connectors
 from consent import ConsentStore, ReceiptSigner
 from gateway.catalog import Catalog
 from gateway.endpoints import EndpointCache
-from gateway.enforcement import Enforcement
+from gateway.enforcement import Enforcement, load_decision_point
 from gateway.errors import ConfigError
 from gateway.exchange import Pipeline
 from gateway.exchangelog import ExchangeLog, LogError
@@ -46,7 +46,7 @@ class Node:
         pdp = None
         controller = settings.federation.member if settings.federation else None
         if settings.policy is not None:
-            pdp = Enforcement.load(settings.policy.agreements, settings.policy.forbid)
+            pdp = load_decision_point(settings.policy.agreements, settings.policy.forbid)
             self.consent, self.receipts, controller = self._consent_registry(settings, controller)
         self.enforcement = Enforcement(pdp, self.consent, controller=controller)
         self.meta = Metaservices(self.catalog, self.connectors, self.endpoints, self.enforcement.may_call)

@@ -34,7 +34,6 @@ from gateway.identifiers import ClientId, IdentifierError, ServiceId
 from gateway.metaservices import REST_METASERVICES
 from gateway.requesthash import rest_request_hash
 from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, request_payload, response_payload
-from gateway.subjects import SubjectFinder
 from gateway.tls import peer_certificate
 from gateway.trust import check_answer
 
@@ -288,8 +287,8 @@ async def _forward(request: Request, ex: Exchange, call: RestCall, node: Node) -
     provider = ex.service.provider
     body = await read_body(request, node.settings.server.max_body_bytes)
     ex.received(body)
-    locators = peer.subjects.get(provider.subsystem or "", {}).get(ex.service.code, ())
-    subject = SubjectFinder(locators).rest(call.service_path, call.query, body) if locators else None
+    finder = peer.finder(provider.subsystem or "", ex.service.code)
+    subject = finder.rest(call.service_path, call.query, body) if finder else None
     ex.subject_hash = node.subject_hash(subject) if subject else None
     headers = forwardable(request, ex)
     request_hash = rest_request_hash(request.method, call.target, xroad_headers(headers), body)

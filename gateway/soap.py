@@ -28,7 +28,6 @@ from gateway.identifiers import ClientId, IdentifierError, ServiceId
 from gateway.metaservices import SOAP_METASERVICES
 from gateway.requesthash import SHA512_URI, soap_request_hash
 from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, request_payload, response_payload
-from gateway.subjects import SubjectFinder
 from gateway.tls import peer_certificate
 from gateway.trust import check_answer
 from gateway.xmlparser import XmlRejected, parse
@@ -332,8 +331,8 @@ async def _forward(request: Request, ex: Exchange, msg: SoapMessage, data: bytes
     federation, directory, peer = resolve_peer(ex, node.federation, "soap")
     assert ex.service is not None
     provider = ex.service.provider
-    locators = peer.subjects.get(provider.subsystem or "", {}).get(ex.service.code, ())
-    subject = SubjectFinder(locators).soap(msg.body_element) if locators else None
+    finder = peer.finder(provider.subsystem or "", ex.service.code)
+    subject = finder.soap(msg.body_element) if finder else None
     ex.subject_hash = node.subject_hash(subject) if subject else None
     request_hash = soap_request_hash(data)
     signed_at = now_ms()
