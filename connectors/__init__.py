@@ -17,6 +17,7 @@ from connectors.errors import (
 from connectors.redaction import Redactor
 from connectors.rest import RestConnector
 from connectors.router import Route, Router, build_connectors
+from connectors.settings import RestSettings
 from connectors.soap import SoapConnector
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Param",
     "Redactor",
     "RestConnector",
+    "RestSettings",
     "Route",
     "Router",
     "ServiceRequest",

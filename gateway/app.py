@@ -62,6 +62,7 @@ def create_app(settings: NodeSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.node = node
+    node.loopback.app = app
     app.add_exception_handler(GatewayError, _gateway_error)
     operator = [Depends(operator_guard(settings.operator.token_sha256))]
 

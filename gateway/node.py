@@ -7,8 +7,11 @@ import contextlib
 import hashlib
 import hmac
 
+import httpx
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 import certs
-from connectors import ConnectorError, build_connectors
+from connectors import ConnectorError, RestConnector, RestSettings, build_connectors
 from consent import ConsentStore, ReceiptSigner
 from gateway.catalog import Catalog
 from gateway.endpoints import EndpointCache
@@ -22,6 +25,18 @@ from gateway.metrics import NodeMetrics
 from gateway.monitoring import OperationalMonitor
 from gateway.settings import NodeSettings
 from gateway.subjects import node_secret
+from gateway.vsr import VsrError, VsrService, create_vsr_app
+
+
+class Loopback:
+    """The node's own app, as an ASGI app that exists before it does (set once the app is made)."""
+
+    app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            raise RuntimeError("the gateway app is not attached yet")
+        await self.app(scope, receive, send)
 
 
 class Node:
@@ -32,6 +47,8 @@ class Node:
             self.connectors = build_connectors(settings.systems)
         except ConnectorError as exc:
             raise ConfigError(f"systems: {exc}") from None
+        self.loopback = Loopback()
+        self.vsr: VsrService | None = self._host_vsr(settings) if settings.vsr is not None else None
         try:
             self.secret = node_secret(settings.subject_secret_file or settings.data_dir / "subject.secret")
         except (OSError, ValueError) as exc:
@@ -54,6 +71,21 @@ class Node:
             self.catalog, self.connectors, self.monitor, self.metrics, settings.server.provider_timeout, self.log
         )
         self._signing: asyncio.Task[None] | None = None
+
+    def _host_vsr(self, settings: NodeSettings) -> VsrService:
+        """The virtual registry in this process: reached by the gateway as its system, reaching the gateway back."""
+        assert settings.vsr is not None
+        try:
+            vsr = VsrService(settings.vsr, settings.data_dir, httpx.ASGITransport(app=self.loopback))
+        except VsrError as exc:
+            raise ConfigError(f"vsr: {exc}") from None
+        connector = RestConnector(
+            settings.vsr.system,
+            RestSettings(base_url="http://vsr.local", timeout=settings.server.provider_timeout, retries=0),
+            transport=httpx.ASGITransport(app=create_vsr_app(vsr)),
+        )
+        self.connectors[settings.vsr.system] = connector
+        return vsr
 
     def _open_log(self, settings: NodeSettings) -> ExchangeLog:
         url = settings.log.url or f"sqlite:///{settings.data_dir / 'log.sqlite'}"
@@ -104,10 +136,14 @@ class Node:
     def start(self) -> None:
         if self.federation is not None:
             self.federation.start()
+        if self.vsr is not None:
+            self.vsr.start()
         if self.log.signer is not None:
             self._signing = asyncio.get_running_loop().create_task(self._sign_tree_heads(), name="log-signing")
 
     async def aclose(self) -> None:
+        if self.vsr is not None:
+            await self.vsr.aclose()
         if self._signing is not None:
             self._signing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -168,6 +168,35 @@ class LogSettings(_Strict):
     )
 
 
+class VsrSourceSettings(_Strict):
+    """The services the virtual registry asks (the defaults are the sandbox federation's)."""
+
+    civil_registry: str = Field("ZZ/GOV/CRA/civreg", description="subsystem with GetPersonByNationalId, ...")
+    tax: str = "ZZ/GOV/TAX/taxreg/taxpayers"
+    social_security: str = "ZZ/GOV/SSF/contributions/members"
+    programmes: str = "ZZ/GOV/MSP/programme-mis/beneficiaries"
+
+
+class VsrSettings(_Strict):
+    """The virtual social registry, hosted on this node as the system `system`."""
+
+    client: str = Field(description="the registry's client subsystem here, e.g. ZZ/GOV/MSP/vsr (in [clients])")
+    token_file: Path = Field(description="file holding the registry's client token (its sha256 is in [clients])")
+    system: str = Field("vsr", description="the system name the registry's services point at")
+    rules: list[Path] = Field(description="programme rule files, or directories of them (*.toml)")
+    model: Path | None = Field(None, description="matching model (kiungo match train) for people without an ID")
+    registry_size: int = Field(1_000_000, ge=1, description="people in the civil registry: sets the match prior")
+    match_threshold: float = Field(0.95, gt=0, le=1)
+    match_margin: float = Field(0.5, ge=0, le=1)
+    source_timeout: float = Field(5.0, gt=0, le=120, description="seconds each source may take")
+    as_of: str | None = Field(None, description="decide as on this ISO date instead of today (tests, replays)")
+    jobs_url: str | None = Field(None, description="bulk jobs database; default sqlite DATA_DIR/vsr-jobs.sqlite")
+    bulk_concurrency: int = Field(8, ge=1, le=256)
+    bulk_max_items: int = Field(1_000_000, ge=1)
+    gateway_url: str | None = Field(None, description="reach the gateway by URL instead of in process")
+    sources: VsrSourceSettings = VsrSourceSettings()
+
+
 class OperatorSettings(_Strict):
     token_sha256: str | None = Field(None, description="SHA-256 (hex) of the operator API token")
 
@@ -194,6 +223,7 @@ class NodeSettings(BaseSettings):
     subsystems: dict[str, SubsystemSettings] = Field(default_factory=dict)
     systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
     services: dict[str, ServiceSettings] = Field(default_factory=dict)
+    vsr: VsrSettings | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -232,7 +262,7 @@ class NodeSettings(BaseSettings):
                 problems.append(f"{where}: instance {sid.provider.instance} is not this node's ({self.instance})")
             if str(sid.provider) not in self.subsystems:
                 problems.append(f"{where}: subsystem {sid.provider} is not listed in [subsystems]")
-            if service.system not in self.systems:
+            if service.system not in self.systems and not (self.vsr and service.system == self.vsr.system):
                 problems.append(f"{where}: system {service.system!r} is not defined in [systems]")
             if service.type == "soap" and not service.operation:
                 problems.append(f"{where}: a SOAP service needs `operation`")
@@ -244,6 +274,8 @@ class NodeSettings(BaseSettings):
         for name, system in self.systems.items():
             if "connector" not in system:
                 problems.append(f'systems.{name}: needs `connector` (e.g. "rest" or "soap")')
+        if self.vsr is not None and self.vsr.client not in self.clients:
+            problems.append(f"vsr.client: {self.vsr.client} is not listed in [clients]")
         if problems:
             raise ValueError("\n  - ".join(problems))
         return self

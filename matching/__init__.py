@@ -11,7 +11,7 @@ from matching.groundtruth import evaluate_crosswalk
 from matching.link import Crosswalk, LinkError, link, read_crosswalk
 from matching.model import TrainedModel, train
 from matching.normalise import MODEL_COLUMNS, normalise_frame, normalise_record
-from matching.online import Candidate, OnlineMatcher
+from matching.online import Candidate, OnlineMatcher, score_candidates
 from matching.record import CANONICAL_COLUMNS, PersonRecord
 from matching.review import ReviewError, ReviewQueue
 from matching.sources import (
@@ -61,6 +61,7 @@ __all__ = [
     "parse_source",
     "read_crosswalk",
     "read_sqlite",
+    "score_candidates",
     "sweep",
     "train",
 ]

@@ -9,7 +9,7 @@ on them and adds Splink's level weights to the prior: the match weights equal Sp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ import pandas as pd
 from matching.comparisons import Comparison, Level
 from matching.errors import MatchingError
 from matching.model import TrainedModel
-from matching.normalise import MODEL_COLUMNS, normalise_record
+from matching.normalise import MODEL_COLUMNS, normalise_frame, normalise_record
 
 _EMPTY = np.empty(0, dtype=np.int64)
 
@@ -53,7 +53,9 @@ class OnlineMatcher:
     trained on tables of other sizes, and a registry ten times larger needs a prior ten times smaller.
     """
 
-    def __init__(self, model: TrainedModel, registry: pd.DataFrame, *, prior_for_registry: bool = True) -> None:
+    def __init__(
+        self, model: TrainedModel, registry: pd.DataFrame, *, prior_for_registry: bool = True, index: bool = True
+    ) -> None:
         missing = [c for c in MODEL_COLUMNS if c not in registry.columns]
         if missing:
             raise MatchingError(f"registry is not normalised (missing {missing}); use matching.normalise_frame")
@@ -74,7 +76,7 @@ class OnlineMatcher:
                 values: np.ndarray = registry[column].to_numpy(dtype=object).copy()
                 values[np.asarray(pd.isna(values), dtype=bool)] = None
                 self._columns[column] = values
-        self._index = [self._build_index(registry, key) for key in self.model.blocking]
+        self._index = [self._build_index(registry, key) for key in self.model.blocking] if index else []
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -107,7 +109,14 @@ class OnlineMatcher:
     def match(self, record: Mapping[str, Any], top: int = 5) -> list[Candidate]:
         """The `top` best candidates for a raw canonical record, best first."""
         query = normalise_record(record)
-        rows = self.candidates(query)
+        return self._ranked(query, self.candidates(query), top)
+
+    def score_all(self, record: Mapping[str, Any], top: int = 5) -> list[Candidate]:
+        """Every registry row scored, blocking or not: for a handful of candidates found elsewhere."""
+        query = normalise_record(record)
+        return self._ranked(query, np.arange(len(self._ids), dtype=np.int64), top)
+
+    def _ranked(self, query: Mapping[str, Any], rows: np.ndarray, top: int) -> list[Candidate]:
         if rows.size == 0:
             return []
         levels = self.levels(query, rows)
@@ -208,3 +217,19 @@ class OnlineMatcher:
             else:
                 mask[i] = jellyfish.levenshtein_distance(value, other) <= threshold
         return mask
+
+
+def score_candidates(
+    model: TrainedModel, record: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]], *, registry_size: int
+) -> list[Candidate]:
+    """Score a record against candidates another system proposed (e.g. a registry's own search).
+
+    The prior is the one for the whole registry the candidates came from (`registry_size` rows), not
+    for the handful proposed: they were found by a looser search, and a small prior keeps a weak
+    resemblance from looking like a match.
+    """
+    if not candidates:
+        return []
+    frame = normalise_frame(pd.DataFrame([dict(c) for c in candidates]))
+    matcher = OnlineMatcher(model.for_target_size(registry_size), frame, prior_for_registry=False, index=False)
+    return matcher.score_all(record, top=len(candidates))

@@ -48,10 +48,13 @@ OPERATIONS = (
     "SearchPersons",
     "GetHousehold",
     "GetDeathsSince",
+    "GetPersonByRecordId",
+    "ListResidents",
 )
 
 SEARCH_DEFAULT, SEARCH_MAX = 10, 50
 DEATHS_DEFAULT, DEATHS_MAX = 100, 1000
+RESIDENTS_DEFAULT, RESIDENTS_MAX = 100, 1000
 _CANDIDATES_PER_KEY = 1000
 
 _NATIONAL_ID = re.compile(r"[0-9]{10}")
@@ -99,6 +102,7 @@ _BY_NATIONAL_ID = (
 _BY_BIRTH_CERT = (
     "SELECT * FROM person WHERE birth_cert_no = ? ORDER BY death_date IS NULL, registered_on, record_id LIMIT 1"
 )
+_BY_RECORD_ID = "SELECT * FROM person WHERE record_id = ?"
 _HOUSEHOLD_MEMBERS = (
     "SELECT * FROM person WHERE household_id = ? ORDER BY CASE relationship WHEN 'head' THEN 0"
     " WHEN 'spouse' THEN 1 WHEN 'child' THEN 2 WHEN 'parent' THEN 3 ELSE 4 END, birth_year, record_id"
@@ -285,6 +289,12 @@ def get_person_by_birth_certificate(db: AgencyDb, args: Args, body: etree._Eleme
     _person_result(body, "GetPersonByBirthCertificate", row)
 
 
+def get_person_by_record_id(db: AgencyDb, args: Args, body: etree._Element) -> None:
+    record_id = _check(_required(args, "recordId"), _RECORD_ID, "recordId")
+    row = db.one(_BY_RECORD_ID, (record_id,))
+    _person_result(body, "GetPersonByRecordId", row)
+
+
 def _similar(a: str | None, b: str | None) -> float:
     fa, fb = phonetic.fold(a or ""), phonetic.fold(b or "")
     if not fa or not fb:
@@ -403,7 +413,7 @@ def get_household(db: AgencyDb, args: Args, body: etree._Element) -> None:
             sql = _BY_NATIONAL_ID
             value = _check(args["nationalId"], _NATIONAL_ID, "nationalId")
         else:
-            sql = "SELECT * FROM person WHERE record_id = ?"
+            sql = _BY_RECORD_ID
             value = _check(args["recordId"], _RECORD_ID, "recordId")
         row = db.one(sql, (value,))
         household = row["household_id"] if row is not None else None
@@ -435,12 +445,33 @@ def get_deaths_since(db: AgencyDb, args: Args, body: etree._Element) -> None:
     _text(out, "hasMore", len(rows) > limit)
 
 
+def list_residents(db: AgencyDb, args: Args, body: etree._Element) -> None:
+    """The records whose current district is `districtCode`, by record id; duplicates are listed as they are."""
+    district = _check(_required(args, "districtCode"), _DISTRICT, "districtCode")
+    status = args.get("status", "alive")
+    if status not in ("alive", "all"):
+        raise _client("status must be alive or all")
+    offset = _int(args["offset"], "offset", 0, 10**9) if "offset" in args else 0
+    limit = _int(args["limit"], "limit", 1, RESIDENTS_MAX) if "limit" in args else RESIDENTS_DEFAULT
+    alive = " AND death_date IS NULL" if status == "alive" else ""
+    rows = db.all(
+        f"SELECT * FROM person WHERE district_code = ?{alive} ORDER BY record_id LIMIT ? OFFSET ?",  # noqa: S608
+        (district, limit + 1, offset),
+    )
+    out = etree.SubElement(body, _q("ListResidentsResponse"))
+    for row in rows[:limit]:
+        _person(out, "person", row)
+    _text(out, "hasMore", len(rows) > limit)
+
+
 _HANDLERS: dict[str, Callable[[AgencyDb, Args, etree._Element], None]] = {
     "GetPersonByNationalId": get_person_by_national_id,
     "GetPersonByBirthCertificate": get_person_by_birth_certificate,
     "SearchPersons": search_persons,
     "GetHousehold": get_household,
     "GetDeathsSince": get_deaths_since,
+    "GetPersonByRecordId": get_person_by_record_id,
+    "ListResidents": list_residents,
 }
 
 

@@ -31,6 +31,8 @@ PROGRAMME_MIS = f"{INSTANCE}/GOV/MSP/programme-mis"
 RESEARCH = f"{INSTANCE}/GOV/MSP/research"
 PORTAL = f"{INSTANCE}/GOV/MSP/citizen-portal"
 TAX_CLIENT = f"{INSTANCE}/GOV/TAX/taxreg"
+VSR = f"{INSTANCE}/GOV/MSP/vsr"
+PROGRAMMES = Path(__file__).with_name("programmes")
 AGREEMENTS = Path(__file__).with_name("agreements")
 RESEARCH_PURPOSE = "poverty-research-2026"
 
@@ -47,6 +49,7 @@ SUBSYSTEMS: tuple[tuple[str, str, str], ...] = (
     (f"{INSTANCE}/GOV/TAX/taxreg", "Taxpayer register", "tax"),
     (f"{INSTANCE}/GOV/SSF/contributions", "Contributions and pensions", "ssf"),
     (f"{INSTANCE}/GOV/MSP/programme-mis", "Programme MIS", "msp"),
+    (VSR, "Virtual social registry", "msp"),
 )
 #: REST services: (subsystem id, service code, agency system, what it answers).
 REST_SERVICES: tuple[tuple[str, str, str, str], ...] = (
@@ -60,6 +63,15 @@ CLIENTS: tuple[tuple[str, str, str], ...] = (
     (TAX_CLIENT, "Tax authority's case system", "tax"),
     (RESEARCH, "Poverty research unit of the Ministry of Social Protection", "msp"),
     (PORTAL, "Citizen portal: who used my data?", "msp"),
+    (VSR, "Virtual social registry (asking the agencies)", "msp"),
+)
+#: The virtual registry's REST services: (service code, base path, where the subject's ID sits, what it answers).
+VSR_SERVICES: tuple[tuple[str, str, list[str], str], ...] = (
+    ("persons", "/v1/persons", ["json:national_id", "path:/{national_id}"], "A person across the agencies"),
+    ("eligibility", "/v1/eligibility", ["json:person.national_id"], "Eligibility for a programme, with reasons"),
+    ("bulk", "/v1/bulk", [], "Eligibility for many people, streamed"),
+    ("programmes", "/v1/programmes", [], "Programmes and their rule versions"),
+    ("registry", "/registry", [], "DCI sync/search and sync/enrolled"),
 )
 #: Where each agency's services find the data subject's identifier in a request.
 SUBJECTS: dict[str, list[str]] = {
@@ -83,6 +95,8 @@ READ_OPERATIONS = (
     "SearchPersons",
     "GetHousehold",
     "GetDeathsSince",
+    "GetPersonByRecordId",
+    "ListResidents",
 )
 
 
@@ -125,6 +139,17 @@ def services_of(systems: Mapping[str, Any], agencies: Iterable[str]) -> dict[str
                 "subject": SUBJECTS["cra"],
                 "description": f"Civil registry: {operation}",
             }
+    if "msp" in chosen:
+        for code, base, subject, description in VSR_SERVICES:
+            services[f"{VSR}/{code}"] = {
+                "system": "vsr",
+                "type": "rest",
+                "operation": base,
+                "openapi": "/openapi.json",
+                "allow": [PROGRAMME_MIS],
+                "subject": subject,
+                "description": description,
+            }
     for subsystem, code, system, description in REST_SERVICES:
         if system in chosen:
             services[f"{subsystem}/{code}"] = {
@@ -149,14 +174,24 @@ def node_config(
     host: str = "127.0.0.1",
     port: int = 0,
     policy: bool = True,
+    vsr: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A gateway's settings (as `kiungo gateway serve` reads them) hosting these agencies' subsystems.
+
+    The ministry's gateway hosts the virtual registry too (`vsr`: what `prepare_vsr` made), with the
+    registry's client token written next to the gateway's data.
 
     With `policy`, the sandbox's data-sharing agreements decide every exchange (the services' allow
     lists are then unused); without, the allow lists do (a bare node for protocol tests).
     """
     chosen = list(agencies)
     extra: dict[str, Any] = {"policy": {"agreements": [str(AGREEMENTS)]}} if policy else {}
+    if "msp" in chosen:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        token_file = data_dir / "vsr.token"
+        token_file.write_text(tokens[VSR])
+        token_file.chmod(0o600)
+        extra["vsr"] = {"client": VSR, "token_file": str(token_file), "rules": [str(PROGRAMMES)], **(vsr or {})}
     return extra | {
         "instance": INSTANCE,
         "name": name,
@@ -181,13 +216,40 @@ def fresh_tokens() -> dict[str, str]:
     return tokens
 
 
+def prepare_vsr(country_dir: Path) -> dict[str, Any]:
+    """The virtual registry's settings for a country: its matching model (trained once, kept with the
+    country), the civil registry's size for the match prior, and the country's reference date."""
+    import matching
+    from sandbox.population import REFERENCE_DATE
+
+    model_file = country_dir / "vsr-model.json"
+    cra = matching.load(country_dir / "cra.sqlite", matching.CRA_PERSON)
+    settings: dict[str, Any] = {"registry_size": len(cra), "as_of": str(REFERENCE_DATE)}
+    if not model_file.exists():
+        msp = matching.load(country_dir / "msp.sqlite", matching.MSP_BENEFICIARY)
+        try:
+            model = matching.train(matching.normalise_frame(msp), matching.normalise_frame(cra), sources=("msp", "cra"))
+        except matching.MatchingError:
+            return settings  # too small a country to learn from: the registry then answers by ID only
+        tmp = model_file.with_suffix(".tmp")
+        model.save(tmp)
+        os.replace(tmp, model_file)
+    return settings | {"model": str(model_file)}
+
+
 def gateway_config(
-    systems: Mapping[str, Any], data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, policy: bool = True
+    systems: Mapping[str, Any],
+    data_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    policy: bool = True,
+    vsr: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """One gateway for every agency (the `single` shape), and the fresh tokens by client id."""
     tokens = fresh_tokens()
     config = node_config(
-        systems, MEMBERS, data_dir, tokens, name="Sandbox gateway", host=host, port=port, policy=policy
+        systems, MEMBERS, data_dir, tokens, name="Sandbox gateway", host=host, port=port, policy=policy, vsr=vsr
     )
     return config, tokens
 
@@ -240,6 +302,7 @@ def plan_federation(
     authority_url: str,
     tsa_url: str | None = None,
     valid_for: dt.timedelta = dt.timedelta(days=1),
+    vsr: Mapping[str, Any] | None = None,
 ) -> FederationPlan:
     """A CA, one member credential set and gateway configuration per agency, and the signed directory."""
     root.mkdir(parents=True, exist_ok=True)
@@ -264,6 +327,7 @@ def plan_federation(
             name=f"{name} gateway",
             host=host,
             port=client_ports[code],
+            vsr=vsr,
         )
         config["federation"] = {
             "member": member,

@@ -196,6 +196,7 @@ class SandboxServers:
             peer_ports={code: s.getsockname()[1] for code, s in peers.items()},
             authority_url=base_url(authority),
             tsa_url=base_url(tsa) + "/",
+            vsr=federation.prepare_vsr(self.country_dir),
         )
         self.federation = plan
         out: dict[str, Listener] = {
@@ -235,7 +236,9 @@ class SandboxServers:
 
         sock = bind(self.host, self.first_port + len(SYSTEM_ORDER) if self.first_port else 0)
         self._sockets["gateway"] = sock
-        config, tokens = federation.gateway_config(self.manifest["systems"], self.data_dir, host=self.host)
+        config, tokens = federation.gateway_config(
+            self.manifest["systems"], self.data_dir, host=self.host, vsr=federation.prepare_vsr(self.country_dir)
+        )
         config["server"]["port"] = int(sock.getsockname()[1])
         self.manifest["gateway"] = federation.gateway_manifest(base_url(sock), config, tokens)
         return create_app(from_mapping(config)), sock

@@ -248,6 +248,172 @@ def test_all_deaths_are_in_registration_order(civreg: Any) -> None:
     assert all(d.deathDate is not None for d in deaths)
 
 
+# --- GetPersonByRecordId, ListResidents -----------------------------------------------------------
+
+
+def residents_in(country: Path, district: str, *, everyone: bool = False) -> list[str]:
+    """Record ids the registry holds in a district (straight from its database), by record id."""
+    conn = sqlite3.connect(country / AGENCY_FILES["cra"])
+    try:
+        alive = "" if everyone else " AND death_date IS NULL"
+        rows = conn.execute(
+            f"SELECT record_id FROM person WHERE district_code = ?{alive} ORDER BY record_id",
+            (district,),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [r[0] for r in rows]
+
+
+def zeep_fault(call: Any, **kwargs: Any) -> tuple[str, str]:
+    """faultcode and detail/errorCode of a Fault raised through zeep."""
+    with pytest.raises(zeep.exceptions.Fault) as info:
+        call(**kwargs)
+    detail = info.value.detail
+    assert detail is not None
+    return info.value.code, detail.findtext(f"{{{cra.TNS}}}errorCode") or ""
+
+
+def test_get_person_by_record_id(civreg: Any) -> None:
+    answer = civreg.GetPersonByRecordId(recordId="CRA900000001")
+    assert answer.found is True
+    person = answer.person
+    assert person.recordId == "CRA900000001"
+    assert person.nationalId == known.AMINA["national_id"]
+    assert (person.surname, person.givenName, person.secondName) == ("Mwangi", "Amina", "Wanjiru")
+    assert (person.districtCode, person.villageCode, person.householdId) == ("D01", "V0101", "HH90000001")
+    assert person.status == "alive"
+    # the duplicate registration is a record of its own, found by its own id
+    duplicate = civreg.GetPersonByRecordId(recordId="CRA900000005").person
+    assert (duplicate.recordId, duplicate.nationalId, duplicate.districtCode) == ("CRA900000005", None, "D02")
+    joseph = civreg.GetPersonByRecordId(recordId="CRA900000002").person
+    assert joseph.status == "deceased"
+    assert str(joseph.deathDate) == "2099-05-02"
+
+
+def test_get_person_by_record_id_not_found(civreg: Any) -> None:
+    answer = civreg.GetPersonByRecordId(recordId="CRA999999999")
+    assert answer.found is False
+    assert answer.person is None
+
+
+def test_get_person_by_record_id_malformed(civreg: Any) -> None:
+    assert zeep_fault(civreg.GetPersonByRecordId, recordId="CRA12345") == ("soap:Client", "invalid-argument")
+    assert zeep_fault(civreg.GetPersonByRecordId, recordId="cra900000001") == ("soap:Client", "invalid-argument")
+
+
+def test_list_residents_alive_by_record_id(civreg: Any, country: Path) -> None:
+    expected = residents_in(country, "D01")
+    answer = civreg.ListResidents(districtCode="D01", limit=1000)
+    ids = [p.recordId for p in answer.person]
+    assert ids == expected
+    assert answer.hasMore is False
+    assert {"CRA900000001", "CRA900000003"} <= set(ids)  # Amina and Baraka
+    assert not {"CRA900000002", "CRA900000006"} & set(ids)  # Joseph and Mary have died
+    assert all(p.status == "alive" and p.districtCode == "D01" for p in answer.person)
+    amina = answer.person[ids.index("CRA900000001")]
+    assert (amina.surname, amina.givenName, str(amina.birthDate)) == ("Mwangi", "Amina", "1950-03-14")
+    explicit = civreg.ListResidents(districtCode="D01", status="alive", limit=1000)
+    assert [p.recordId for p in explicit.person] == expected
+
+
+def test_list_residents_all_includes_the_deceased(civreg: Any, country: Path) -> None:
+    expected = residents_in(country, "D01", everyone=True)
+    answer = civreg.ListResidents(districtCode="D01", status="all", limit=1000)
+    ids = [p.recordId for p in answer.person]
+    assert ids == expected
+    assert answer.hasMore is False
+    assert {"CRA900000001", "CRA900000002", "CRA900000003", "CRA900000006"} <= set(ids)
+    statuses = {p.recordId: p.status for p in answer.person}
+    assert (statuses["CRA900000002"], statuses["CRA900000006"]) == ("deceased", "deceased")
+    assert set(ids) - set(residents_in(country, "D01")) == {p.recordId for p in answer.person if p.status == "deceased"}
+
+
+def test_list_residents_lists_duplicates_as_they_are(civreg: Any, country: Path) -> None:
+    ids = [p.recordId for p in civreg.ListResidents(districtCode="D02", limit=1000).person]
+    assert ids == residents_in(country, "D02")
+    # Amina's duplicate registration lives in D02 on the record; Amina herself (D01) is not listed
+    assert {"CRA900000004", "CRA900000005"} <= set(ids)
+    assert "CRA900000001" not in ids
+
+
+def test_list_residents_pages(civreg: Any, country: Path) -> None:
+    expected = residents_in(country, "D01", everyone=True)
+    assert len(expected) > 7
+    seen: list[str] = []
+    offset = 0
+    while True:
+        page = civreg.ListResidents(districtCode="D01", status="all", offset=offset, limit=7)
+        ids = [p.recordId for p in page.person]
+        assert len(ids) <= 7
+        seen += ids
+        offset += 7
+        if not page.hasMore:
+            break
+        assert len(ids) == 7
+    assert seen == expected
+    last = civreg.ListResidents(districtCode="D01", status="all", offset=len(expected) - 1, limit=1)
+    assert ([p.recordId for p in last.person], last.hasMore) == ([expected[-1]], False)
+    before = civreg.ListResidents(districtCode="D01", status="all", offset=len(expected) - 2, limit=1)
+    assert ([p.recordId for p in before.person], before.hasMore) == ([expected[-2]], True)
+    beyond = civreg.ListResidents(districtCode="D01", status="all", offset=len(expected), limit=5)
+    assert (beyond.person, beyond.hasMore) == ([], False)
+    default = civreg.ListResidents(districtCode="D01", status="all")
+    assert [p.recordId for p in default.person] == expected[: cra.RESIDENTS_DEFAULT]
+    assert default.hasMore is (len(expected) > cra.RESIDENTS_DEFAULT)
+
+
+def test_list_residents_of_an_unknown_district_is_empty(civreg: Any) -> None:
+    answer = civreg.ListResidents(districtCode="NOWHERE-99")
+    assert (answer.person, answer.hasMore) == ([], False)
+
+
+def test_list_residents_limits_through_zeep(civreg: Any) -> None:
+    assert zeep_fault(civreg.ListResidents, districtCode="D01", limit=1001) == ("soap:Client", "invalid-argument")
+    assert zeep_fault(civreg.ListResidents, districtCode="D01", limit=0) == ("soap:Client", "invalid-argument")
+    assert zeep_fault(civreg.ListResidents, districtCode="D01", offset=-1) == ("soap:Client", "invalid-argument")
+    assert zeep_fault(civreg.ListResidents, districtCode="D 01") == ("soap:Client", "invalid-argument")
+    assert len(civreg.ListResidents(districtCode="D01", status="all", limit=1000).person) <= cra.RESIDENTS_MAX
+
+
+@pytest.mark.parametrize(
+    ("op", "inner", "error"),
+    [
+        ("GetPersonByRecordId", "", "missing-argument"),
+        ("GetPersonByRecordId", "<cra:recordId>CRA1</cra:recordId>", "invalid-argument"),
+        ("GetPersonByRecordId", "<cra:recordId>CRA9000000011</cra:recordId>", "invalid-argument"),
+        ("GetPersonByRecordId", "<cra:recordId>9000000001</cra:recordId>", "invalid-argument"),
+        ("ListResidents", "", "missing-argument"),
+        ("ListResidents", "<cra:status>all</cra:status>", "missing-argument"),
+        ("ListResidents", "<cra:districtCode>D01;--</cra:districtCode>", "invalid-argument"),
+        ("ListResidents", "<cra:districtCode>D0123456789ABC</cra:districtCode>", "invalid-argument"),
+        ("ListResidents", "<cra:districtCode>D01</cra:districtCode><cra:status>dead</cra:status>", "invalid-argument"),
+        ("ListResidents", "<cra:districtCode>D01</cra:districtCode><cra:status>ALL</cra:status>", "invalid-argument"),
+        ("ListResidents", "<cra:districtCode>D01</cra:districtCode><cra:offset>-1</cra:offset>", "invalid-argument"),
+        ("ListResidents", "<cra:districtCode>D01</cra:districtCode><cra:offset>x</cra:offset>", "invalid-argument"),
+        ("ListResidents", "<cra:districtCode>D01</cra:districtCode><cra:limit>0</cra:limit>", "invalid-argument"),
+        ("ListResidents", "<cra:districtCode>D01</cra:districtCode><cra:limit>1001</cra:limit>", "invalid-argument"),
+        ("ListResidents", "<cra:districtCode>D01</cra:districtCode><cra:limit>ten</cra:limit>", "invalid-argument"),
+    ],
+)
+def test_record_and_resident_arguments_are_client_faults(
+    servers: SandboxServers, http: httpx.Client, op: str, inner: str, error: str
+) -> None:
+    assert fault_of(post_soap(http, servers, soap(op, inner))) == ("soap:Client", error)
+
+
+def test_list_residents_on_the_wire(servers: SandboxServers, http: httpx.Client, country: Path) -> None:
+    inner = "<cra:districtCode>D02</cra:districtCode><cra:limit>1</cra:limit>"
+    response = post_soap(http, servers, soap("ListResidents", inner))
+    assert response.status_code == 200
+    root = etree.fromstring(response.content)
+    out = root.find("soap:Body/cra:ListResidentsResponse", NS)
+    assert out is not None
+    assert [etree.QName(c).localname for c in out] == ["person", "hasMore"]
+    assert out.findtext("cra:person/cra:recordId", namespaces=NS) == residents_in(country, "D02")[0]
+    assert out.findtext("cra:hasMore", namespaces=NS) == "true"
+
+
 @pytest.mark.parametrize(
     ("op", "inner"),
     [

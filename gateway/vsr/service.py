@@ -1,0 +1,151 @@
+"""The registry as the gateway hosts it: built from settings, started and stopped with the node.
+
+Bulk jobs run in background tasks on the node's event loop; a job left unfinished by a stop or a
+crash is resumed when the node starts again (items already decided are not asked again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import matching
+from gateway.settings import VsrSettings
+from gateway.vsr.bulk import BulkJobs, JobStatus
+from gateway.vsr.eligibility import RuleBook
+from gateway.vsr.errors import IdentityError, JobError, QueryError, RulesError, SourceFailed, VsrError
+from gateway.vsr.identity import MatchPolicy
+from gateway.vsr.registry import VirtualRegistry
+from gateway.vsr.sources import Sources, SourceServices
+from gateway.vsr.xroad import CallContext, XRoadClient
+
+BULK_KIND = "eligibility"
+DISTRICT_PAGE = 1000
+
+
+class VsrService:
+    def __init__(self, settings: VsrSettings, data_dir: Path, transport: httpx.AsyncBaseTransport | None) -> None:
+        self.settings = settings
+        try:
+            token = settings.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise VsrError(f"vsr.token_file: {exc.strerror}") from None
+        self.rules = RuleBook.load(settings.rules)
+        model = None
+        if settings.model is not None:
+            try:
+                model = matching.TrainedModel.load(settings.model)
+            except matching.MatchingError as exc:
+                raise IdentityError(f"vsr.model: {exc}") from None
+        self.client = XRoadClient(
+            settings.client,
+            token,
+            base_url=settings.gateway_url or "http://gateway.local",
+            transport=None if settings.gateway_url else transport,
+            timeout=settings.source_timeout + 1,
+        )
+        src = settings.sources
+        self.sources = Sources(
+            self.client, SourceServices(src.civil_registry, src.tax, src.social_security, src.programmes)
+        )
+        self.registry = VirtualRegistry(
+            self.sources,
+            self.rules,
+            model,
+            registry_size=settings.registry_size,
+            source_timeout=settings.source_timeout,
+            as_of=dt.date.fromisoformat(settings.as_of) if settings.as_of else None,
+            policy=MatchPolicy(threshold=settings.match_threshold, margin=settings.match_margin),
+        )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.jobs = BulkJobs(
+            settings.jobs_url or f"sqlite:///{data_dir / 'vsr-jobs.sqlite'}", max_items=settings.bulk_max_items
+        )
+        self._tasks: dict[str, asyncio.Task[JobStatus]] = {}
+
+    def start(self) -> None:
+        for job_id in self.jobs.unfinished():
+            self._launch(job_id)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, VsrError):
+                await task
+        await self.client.aclose()
+        self.jobs.close()
+
+    # -- bulk ----------------------------------------------------------------------------------------
+
+    async def submit(
+        self, programme: str, people: list[dict[str, Any]] | None, district: str | None, ctx: CallContext
+    ) -> JobStatus:
+        """A bulk job: the listed people, or everyone the civil registry lists as living in a district."""
+        version = self.registry.programme(programme)
+        if ctx.purpose != version.purpose:
+            raise QueryError(f"bulk decisions for {programme!r} need the purpose {version.purpose!r}")
+        if (people is None) == (district is None):
+            raise QueryError("give either people (a list of person queries) or a district")
+        if district is not None:
+            people = await self._residents(district, ctx)
+            if not people:
+                raise QueryError("the civil registry lists nobody living in this district")
+        assert people is not None
+        params = {"programme": programme, "purpose": ctx.purpose, "user_id": ctx.user_id, "district": district}
+        status = self.jobs.create(BULK_KIND, params, [{"person": p} for p in people])
+        self._launch(status.job_id)
+        return status
+
+    async def _residents(self, district: str, ctx: CallContext) -> list[dict[str, Any]]:
+        people: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page, more = await self.sources.residents(district, ctx, offset=offset, limit=DISTRICT_PAGE)
+            people.extend({"record_id": p.data["record_id"]} for p in page if p.data.get("record_id"))
+            if not more:
+                return people
+            offset += DISTRICT_PAGE
+
+    def _launch(self, job_id: str) -> None:
+        status = self.jobs.status(job_id)
+        params = status.params
+        ctx = CallContext(purpose=str(params["purpose"]), user_id=params.get("user_id"), issue=job_id)
+        programme = str(params["programme"])
+
+        async def decide(item: dict[str, Any]) -> dict[str, Any]:
+            answer = await self.registry.eligibility(item["person"], programme, ctx)
+            decision = answer.decision
+            assert decision is not None
+            out = answer.as_dict()
+            return {
+                "identity": out["identity"],
+                "outcome": decision.outcome,
+                "decision": out["decision"],
+                "complete": out["complete"],
+                "missing_sources": out["missing_sources"],
+            }
+
+        task = asyncio.get_running_loop().create_task(
+            self.jobs.run(job_id, decide, concurrency=self.settings.bulk_concurrency), name=f"vsr-bulk-{job_id}"
+        )
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
+
+
+def error_status(exc: VsrError) -> int:
+    """The HTTP status of a registry error (the app's only mapping)."""
+    if isinstance(exc, QueryError | JobError | RulesError):
+        return 404 if "no bulk job" in str(exc) or "unknown programme" in str(exc) else 400
+    if isinstance(exc, SourceFailed):
+        return 502
+    return 500
+
+
+def summary(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}

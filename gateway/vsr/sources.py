@@ -1,0 +1,215 @@
+"""What the registry asks each agency, in the agencies' own terms (the sandbox's reference APIs).
+
+One adapter per kind of source: the civil registry (SOAP: a person by ID, a search by demographics,
+a household), the tax authority (declared incomes), the social security fund (members and their
+pensions) and the programme MIS (enrolments). Each returns plain data with the provenance of the
+exchange that produced it; a source that fails raises `SourceFailed`, and the registry carries on
+without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from gateway.vsr.facts import Provenance
+from gateway.vsr.xroad import Answer, CallContext, XRoadClient
+
+CRA_NAMESPACE = "urn:zz:cra:civreg:1"
+#: The civil registry's person fields, as its WSDL names them, and the view's names for them.
+PERSON_FIELDS: dict[str, str] = {
+    "recordId": "record_id",
+    "nationalId": "national_id",
+    "birthCertificateNo": "birth_certificate_no",
+    "surname": "surname",
+    "givenName": "given_name",
+    "secondName": "second_name",
+    "sex": "sex",
+    "birthDate": "birth_date",
+    "birthYear": "birth_year",
+    "motherName": "mother_name",
+    "districtCode": "district",
+    "villageCode": "village",
+    "householdId": "household_id",
+    "deathDate": "death_date",
+    "status": "status",
+}
+
+
+@dataclass(frozen=True)
+class SourceServices:
+    """The services the registry asks; configured per country (these defaults are the sandbox's)."""
+
+    civil_registry: str = "ZZ/GOV/CRA/civreg"  # subsystem offering the operations below
+    tax: str = "ZZ/GOV/TAX/taxreg/taxpayers"
+    social_security: str = "ZZ/GOV/SSF/contributions/members"
+    programmes: str = "ZZ/GOV/MSP/programme-mis/beneficiaries"
+
+
+@dataclass
+class Person:
+    """A civil registry record in the view's words, with the exchange it came from."""
+
+    data: dict[str, Any]
+    provenance: Provenance
+    relationship: str | None = None  # within a household
+
+    @property
+    def national_id(self) -> str | None:
+        value = self.data.get("national_id")
+        return str(value) if value else None
+
+
+@dataclass
+class Household:
+    household_id: str | None
+    members: list[Person]
+    provenance: Provenance
+
+
+@dataclass
+class Candidate:
+    person: Person
+    registry_score: float  # the civil registry's own naive score, not the match probability
+
+
+@dataclass
+class Income:
+    yearly: dict[int, int]  # year -> declared gross income
+    provenance: Provenance
+
+
+@dataclass
+class Pension:
+    members: list[dict[str, Any]]  # fund members with this national ID
+    pensions: list[dict[str, Any]] = field(default_factory=list)  # each {"ssn", "kind", "monthly_amount", "status"}
+    provenance: list[Provenance] = field(default_factory=list)
+
+
+@dataclass
+class Enrolments:
+    items: list[dict[str, Any]]
+    provenance: Provenance
+
+
+def _person(element: etree._Element) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for child in element:
+        name = PERSON_FIELDS.get(etree.QName(child).localname)
+        if name is None or child.text is None:
+            continue
+        text = child.text.strip()
+        out[name] = int(text) if name == "birth_year" and text.isdigit() else text
+    return out
+
+
+def _q(local: str) -> str:
+    return f"{{{CRA_NAMESPACE}}}{local}"
+
+
+class Sources:
+    """The four kinds of source, reached through the gateway."""
+
+    def __init__(self, client: XRoadClient, services: SourceServices | None = None) -> None:
+        self.client = client
+        self.services = services or SourceServices()
+
+    def _cra(self, operation: str) -> str:
+        return f"{self.services.civil_registry}/{operation}"
+
+    async def person_by_id(self, national_id: str, ctx: CallContext) -> Person | None:
+        service = self._cra("GetPersonByNationalId")
+        answer = await self.client.soap(service, ctx, {"nationalId": national_id}, CRA_NAMESPACE)
+        element = answer.data.find(_q("person"))
+        if answer.data.findtext(_q("found")) != "true" or element is None:
+            return None
+        return Person(_person(element), answer.provenance)
+
+    async def search(self, criteria: Mapping[str, Any], ctx: CallContext, max_results: int = 20) -> list[Candidate]:
+        arguments = {
+            "surname": criteria.get("surname"),
+            "givenName": criteria.get("given_name"),
+            "sex": criteria.get("sex"),
+            "birthDate": criteria.get("birth_date"),
+            "birthYear": None if criteria.get("birth_date") else criteria.get("birth_year"),
+            "districtCode": criteria.get("district"),
+            "maxResults": max_results,
+        }
+        answer = await self.client.soap(
+            self._cra("SearchPersons"), ctx, {k: v for k, v in arguments.items() if v}, CRA_NAMESPACE
+        )
+        out: list[Candidate] = []
+        for candidate in answer.data.findall(_q("candidate")):
+            element = candidate.find(_q("person"))
+            if element is None:
+                continue
+            score = float(candidate.findtext(_q("score")) or 0)
+            out.append(Candidate(Person(_person(element), answer.provenance), score))
+        return out
+
+    async def household(self, person: Person, ctx: CallContext) -> Household | None:
+        key = ("nationalId", person.national_id) if person.national_id else ("recordId", person.data.get("record_id"))
+        answer = await self.client.soap(self._cra("GetHousehold"), ctx, {key[0]: str(key[1])}, CRA_NAMESPACE)
+        if answer.data.findtext(_q("found")) != "true":
+            return None
+        members = []
+        for member in answer.data.findall(_q("member")):
+            element = member.find(_q("person"))
+            if element is not None:
+                members.append(Person(_person(element), answer.provenance, member.findtext(_q("relationship"))))
+        return Household(answer.data.findtext(_q("householdId")), members, answer.provenance)
+
+    async def income(self, national_id: str, ctx: CallContext) -> Income:
+        answer = await self.client.rest(self.services.tax, "/v1/incomes", ctx, params={"national_id": national_id})
+        totals = (answer.data or {}).get("totals") or []
+        yearly = {int(t["year"]): int(t["gross_income"]) for t in totals if t.get("gross_income") is not None}
+        return Income(yearly, answer.provenance)
+
+    async def pension(self, national_id: str, ctx: CallContext) -> Pension:
+        members_answer = await self.client.rest(
+            self.services.social_security, "/v1/members", ctx, params={"national_id": national_id}
+        )
+        members = list((members_answer.data or {}).get("items") or [])
+        result = Pension(members, [], [members_answer.provenance])
+        ssns = [str(m["ssn"]) for m in members if m.get("ssn")]
+        answers: list[Answer] = await asyncio.gather(
+            *(self.client.rest(self.services.social_security, f"/v1/members/{ssn}/pension", ctx) for ssn in ssns)
+        )
+        for ssn, answer in zip(ssns, answers, strict=True):
+            result.provenance.append(answer.provenance)
+            pension = (answer.data or {}).get("pension") if answer.found else None
+            if pension:
+                result.pensions.append({"ssn": ssn, **pension})
+        return result
+
+    async def enrolments(self, national_id: str, ctx: CallContext) -> Enrolments:
+        answer = await self.client.rest(
+            self.services.programmes, "/v1/beneficiaries", ctx, params={"national_id": national_id}
+        )
+        return Enrolments(list((answer.data or {}).get("items") or []), answer.provenance)
+
+    async def enrolments_by_name(self, data: Mapping[str, Any], ctx: CallContext) -> Enrolments:
+        """Enrolments of a person without a national ID: the MIS's search by surname and birth date."""
+        params = {k: str(data[k]) for k in ("surname", "given_name", "birth_date") if data.get(k)}
+        answer = await self.client.rest(self.services.programmes, "/v1/beneficiaries", ctx, params=params)
+        items = [i for i in (answer.data or {}).get("items") or [] if not i.get("national_id")]
+        return Enrolments(items, answer.provenance)
+
+    async def person_by_record(self, record_id: str, ctx: CallContext) -> Person | None:
+        service = self._cra("GetPersonByRecordId")
+        answer = await self.client.soap(service, ctx, {"recordId": record_id}, CRA_NAMESPACE)
+        element = answer.data.find(_q("person"))
+        if answer.data.findtext(_q("found")) != "true" or element is None:
+            return None
+        return Person(_person(element), answer.provenance)
+
+    async def residents(self, district: str, ctx: CallContext, *, offset: int, limit: int) -> tuple[list[Person], bool]:
+        """One page of the people the civil registry lists as living in a district."""
+        arguments: dict[str, str | int] = {"districtCode": district, "offset": offset, "limit": limit}
+        answer = await self.client.soap(self._cra("ListResidents"), ctx, arguments, CRA_NAMESPACE)
+        people = [Person(_person(e), answer.provenance) for e in answer.data.findall(_q("person"))]
+        return people, answer.data.findtext(_q("hasMore")) == "true"
