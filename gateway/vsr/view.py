@@ -18,6 +18,12 @@ from gateway.vsr.identity import Identity
 from gateway.vsr.sources import Enrolments, Household, Income, Pension, Person
 
 PROGRAMMES = ("old-age-grant", "child-grant", "disability-grant")
+AGENCIES = {
+    "civil-registry": "civil registry",
+    "tax": "tax authority",
+    "social-security": "social security fund",
+    "programmes": "programme MIS",
+}
 ADULT_AGE = 18
 
 
@@ -42,7 +48,7 @@ class SourceOutcome:
         self.message = error.message
 
     def why(self) -> str:
-        return f"the {self.name.replace('-', ' ')} did not answer ({self.code})"
+        return f"the {AGENCIES.get(self.name, self.name)} gave no usable answer ({self.code})"
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.name, "service": self.service, "status": self.status}
@@ -162,7 +168,7 @@ def _money_facts(g: Gathered, facts: Facts) -> None:
         elif outcome.status == "failed":
             facts.unknown(name, outcome.why())
         elif person.national_id is None:
-            facts.unknown(name, _no_id_note(outcome_name.replace("-", " ") + " " + _AGENCY[outcome_name]))
+            facts.unknown(name, _no_id_note(AGENCIES[outcome_name]))
         elif isinstance(value, Pension):
             amount = pension_monthly(value)
             note = None if value.pensions else "the fund knows no pension for this person"
@@ -174,9 +180,6 @@ def _money_facts(g: Gathered, facts: Facts) -> None:
                 else "the tax authority knows no income for this person"
             )
             facts.set(name, latest_income(value), value.provenance, note=note)
-
-
-_AGENCY = {"social-security": "fund", "tax": "authority"}
 
 
 def _household_facts(g: Gathered, facts: Facts, on: dt.date) -> None:

@@ -67,7 +67,7 @@ def test_undetermined_and_partial_when_a_source_fails(vsr: Vsr) -> None:
     assert decision["outcome"] == "undetermined"
     assert decision["missing"] == ["pension.contributory_monthly"]
     assert decision["explanation"].startswith("Cannot be decided yet for the Old-age grant:")
-    assert "the social security did not answer" in decision["explanation"] or "did not answer" in decision["explanation"]
+    assert "(the social security fund gave no usable answer (HTTP500))" in decision["explanation"]
     assert decision["explanation"].rstrip().endswith(".")
     assert "nothing has been guessed" in decision["explanation"]
 
@@ -137,9 +137,7 @@ def test_every_look_up_is_an_ordinary_logged_exchange(vsr: Vsr) -> None:
 
 
 def test_purpose_must_match_the_programme(vsr: Vsr) -> None:
-    answer = vsr.post(
-        "eligibility", {"programme": "old-age-grant", "person": AMINA}, purpose="child-grant-eligibility"
-    )
+    answer = vsr.post("eligibility", {"programme": "old-age-grant", "person": AMINA}, purpose="child-grant-eligibility")
     assert answer.status_code == 400
     assert answer.json()["title"] == (
         "the purpose of this exchange is 'child-grant-eligibility'; deciding 'old-age-grant' needs the purpose "
