@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors import ConnectorError, Param, Router
-from sandbox import federation
+from sandbox import demo_registry, federation
 from sandbox.generator import generate
 from sandbox.schema import TRUTH_FILE
 from sandbox.servers import SandboxServers
@@ -268,7 +268,9 @@ def run(people: int = 3000, seed: int = 7, workdir: Path | None = None) -> None:
                     f"Operational monitoring on the ministry's gateway: {len(records)} exchange record(s), {ok} "
                     f"succeeded, {len(records) - ok} refused; none holds a national ID."
                 )
-                console.rule("[bold]4. The data protection officers: verify the logs, answer a citizen")
+                console.rule("[bold]4. The virtual social registry: old-age grant applicants, decided on the fly")
+                applicant = demo_registry.tell(console, http, servers, country)
+                console.rule("[bold]5. The data protection officers: verify the logs, answer a citizen")
                 auth = {"Authorization": f"Bearer {gateway['operator_token']}"}
                 for member, gw in fed["gateways"].items():
                     head = http.post(gw["base_url"] + "/api/log/tree-heads", headers=auth).json()
@@ -278,13 +280,12 @@ def run(people: int = 3000, seed: int = 7, workdir: Path | None = None) -> None:
                     console.print(
                         f"  {member}: {report['records']} records, tree head signed and {stamped}; the log {verdict}"
                     )
-                worker = next((s for s in subjects if s.label == "formal worker" and s.national_id), None)
-                if worker is not None:
+                if applicant is not None and applicant.national_id:
                     table = Table("when (UTC)", "gateway", "who asked", "service", "purpose", "lawful basis", "outcome")
                     for member, gw in fed["gateways"].items():
                         found = http.post(
                             gw["base_url"] + "/api/log/records/search",
-                            json={"subject_id": worker.national_id, "limit": 100},
+                            json={"subject_id": applicant.national_id, "limit": 100},
                             headers=auth,
                         ).json()["records"]
                         for r in found:
@@ -295,7 +296,10 @@ def run(people: int = 3000, seed: int = 7, workdir: Path | None = None) -> None:
                             table.add_row(
                                 when, member, r["client"], service, r["purpose"], r["lawful_basis"] or "-", r["outcome"]
                             )
-                    console.print(f"Who accessed the formal worker's data ({mask(worker.national_id)}), by agency:")
+                    console.print(
+                        f"Who accessed the data of the applicant '{applicant.label}' ({mask(applicant.national_id)}), "
+                        "by agency (the registry's look-ups carry the programme MIS's purpose and officer):"
+                    )
                     console.print(table)
                 health = http.get(gateway["base_url"] + "/health").json()
                 console.print(

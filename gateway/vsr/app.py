@@ -7,13 +7,16 @@ exchange id from the X-Road headers the gateway passes on, and refuses a request
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.vsr import dci
 from gateway.vsr.errors import QueryError, VsrError
+from gateway.vsr.registry import VirtualRegistry
 from gateway.vsr.service import VsrService, error_status
 from gateway.vsr.xroad import CallContext
 
@@ -163,16 +166,73 @@ def create_vsr_app(service: VsrService) -> FastAPI:
         service.jobs.results(job_id, after=after, limit=1)  # unknown job or bad cursor: refused before any line
         return StreamingResponse(service.jobs.stream(job_id, after=after, follow=follow), media_type=NDJSON)
 
-    @app.post("/registry/sync/search", summary="DCI synchronous search (social registry API)")
-    async def dci_search(request: Request, envelope: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-        from gateway.vsr.dcirouting import sync_search
+    sender = service.settings.client
 
-        return await sync_search(service, envelope, context(request))
+    @app.post("/registry/sync/search", summary="DCI synchronous search (social registry API)")
+    async def dci_search(request: Request, envelope: Annotated[Any, Body()]) -> dict[str, Any]:
+        ctx = context(request)
+        try:
+            parsed = dci.parse_search_request(envelope)
+        except dci.DciError as exc:
+            return dci.error_response(_header(envelope), exc.reason_code, exc.message, sender_id=sender)
+        results = [await _search_item(registry, item, ctx) for item in parsed.items]
+        return dci.search_response(parsed, results, sender_id=sender)
 
     @app.post("/registry/sync/enrolled", summary="DCI (IBR) synchronous enrolment check")
-    async def dci_enrolled(request: Request, envelope: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-        from gateway.vsr.dcirouting import sync_enrolled
-
-        return await sync_enrolled(service, envelope, context(request))
+    async def dci_enrolled(request: Request, envelope: Annotated[Any, Body()]) -> dict[str, Any]:
+        ctx = context(request)
+        try:
+            header, transaction_id, queries = dci.parse_enrolled_request(envelope)
+        except dci.DciError as exc:
+            return dci.error_response(_header(envelope), exc.reason_code, exc.message, sender_id=sender)
+        results: list[dci.ItemResult | tuple[str, Sequence[Mapping[str, Any]]]] = []
+        for query in queries:
+            try:
+                answer = await registry.person(query.criteria.as_query(), ctx)
+            except QueryError as exc:
+                results.append(dci.ItemResult.reject(query.reference_id, dci.RJCT_CRITERIA, str(exc)))
+                continue
+            items = answer.gathered.enrolments.items if answer.gathered.enrolments else []
+            active = [
+                e
+                for e in items
+                if e.get("status") == "active" and (query.programme is None or e.get("programme") == query.programme)
+            ]
+            results.append((query.reference_id, active))
+        return dci.enrolled_response(header, transaction_id, results, sender_id=sender)
 
     return app
+
+
+def _header(envelope: Any) -> dict[str, Any] | None:
+    header = envelope.get("header") if isinstance(envelope, dict) else None
+    return header if isinstance(header, dict) else None
+
+
+async def _search_item(registry: VirtualRegistry, item: dci.SearchItem, ctx: CallContext) -> dci.ItemResult:
+    """One DCI search item: the resolved person, or every plausible candidate (never one chosen silently)."""
+    try:
+        answer = await registry.person(item.criteria.as_query(), ctx)
+    except QueryError as exc:
+        return dci.ItemResult.reject(item.reference_id, dci.RJCT_CRITERIA, str(exc))
+    identity = answer.gathered.identity
+    if identity.status == "unavailable":
+        # not in the item enum of the bundle, which has no code for a source that is down
+        return dci.ItemResult.reject(item.reference_id, "err.service.unavailable", "the civil registry did not answer")
+    view = answer.as_dict(with_facts=False)
+    if identity.status == "resolved":
+        return dci.ItemResult.success(item.reference_id, [dci.person_record(view["person"])])
+    candidates = [
+        dci.person_record(
+            {
+                "identifier": [{"identifier_type": "CRA_RECORD", "identifier_value": c["record_id"]}],
+                "name": c["name"],
+                "sex": c.get("sex"),
+                "birth_date": c.get("birth_date"),
+                "birth_year": c.get("birth_year"),
+                "address": {"district": c.get("district")} if c.get("district") else {},
+            }
+        )
+        for c in identity.candidates
+    ]
+    return dci.ItemResult.success(item.reference_id, candidates)
