@@ -264,6 +264,7 @@ class LogQuery(BaseModel):
     service: str | None = None
     purpose: str | None = None
     decision: str | None = None
+    issue: str | None = Field(None, max_length=255, description="X-Road-Issue, e.g. a registry query's exchange id")
     since_ms: int | None = None
     until_ms: int | None = None
     limit: int = Field(100, ge=1, le=1000)
@@ -353,6 +354,7 @@ def _log_routes(app: FastAPI, node: Node, operator: list[Any]) -> None:
             service=body.service,
             purpose=body.purpose,
             decision=body.decision,
+            issue=body.issue,
             since_ms=body.since_ms,
             until_ms=body.until_ms,
             limit=body.limit,

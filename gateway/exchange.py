@@ -119,6 +119,7 @@ class Exchange:
             subject_hash=self.subject_hash,
             method=self.method,
             path_template=self.path_template,
+            issue=self.issue,
         )
 
     def record(self, error: GatewayError | None) -> OperationalRecord:

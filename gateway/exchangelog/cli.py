@@ -116,11 +116,12 @@ def search(
     service: str | None = None,
     purpose: str | None = None,
     decision: str | None = None,
+    issue: Annotated[str | None, typer.Option(help="X-Road-Issue, e.g. a registry query's exchange id")] = None,
     since: Since = None,
     until: Until = None,
     limit: int = 100,
 ) -> None:
-    """Find exchanges by subject, client, service, purpose, decision and time."""
+    """Find exchanges by subject, client, service, purpose, decision, issue and time."""
     hashed = None
     if subject is not None:
         if secret_file is None:
@@ -134,6 +135,7 @@ def search(
             service=service,
             purpose=purpose,
             decision=decision,
+            issue=issue,
             since_ms=parse_time(since),
             until_ms=parse_time(until),
             limit=limit,

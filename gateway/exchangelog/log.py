@@ -349,6 +349,7 @@ class ExchangeLog:
         until_ms: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        issue: str | None = None,
     ) -> list[tuple[int, LogRecord]]:
         """Records matching every given filter, oldest first; `until_ms` is exclusive."""
         d = self._dialect
@@ -359,6 +360,7 @@ class ExchangeLog:
             ("service", service),
             ("purpose", purpose),
             ("decision", decision),
+            ("issue", issue),
         ):
             if value is not None:
                 q = q.where(store.field(d, name) == value)

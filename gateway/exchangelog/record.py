@@ -44,19 +44,27 @@ class LogRecord:
     subject_hash: str | None = None
     method: str | None = None
     path_template: str | None = None
+    issue: str | None = None  # X-Road-Issue: e.g. the registry query that caused this exchange
 
     def canonical(self) -> bytes:
-        """Sorted keys, no whitespace, UTF-8: the same record always hashes to the same leaf."""
-        return _ENCODE({name: getattr(self, name) for name in FIELD_NAMES}).encode("utf-8")
+        """Sorted keys, no whitespace, UTF-8: the same record always hashes to the same leaf.
+
+        Fields added after the first format are left out while empty, so older records keep their leaves.
+        """
+        return _ENCODE(self.to_dict()).encode("utf-8")
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in FIELD_NAMES}
+        data = {name: getattr(self, name) for name in FIELD_NAMES}
+        for name in ADDED_FIELDS:
+            if data[name] is None:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LogRecord:
         """Strict: unknown or missing fields are an error, so a bundle cannot smuggle extra content."""
         names = FIELD_NAMES
-        if set(data) != set(names):
+        if not set(names) - set(ADDED_FIELDS) <= set(data) <= set(names):
             raise ValueError("record fields do not match the log record format")
         return cls(**data)
 
@@ -69,6 +77,8 @@ class LogRecord:
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(LogRecord))
+#: Fields added since the first record format: optional, and absent from the canonical form while empty.
+ADDED_FIELDS: tuple[str, ...] = ("issue",)
 
 
 def canonical_json(data: dict[str, Any]) -> bytes:

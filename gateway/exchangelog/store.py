@@ -89,6 +89,8 @@ archives = Table(
 
 # Record fields that search and statistics filter on: indexed as expressions over the canonical JSON.
 INDEXED = ("subject_hash", "client", "service", "purpose", "decision", "request_in_ts")
+#: Searchable without an index of their own (rarer queries, narrowed by the indexed fields first).
+UNINDEXED = ("issue",)
 NUMERIC = frozenset({"request_in_ts"})
 
 
@@ -122,8 +124,8 @@ def field(dialect: str, name: str) -> ColumnElement[Any]:
 
 
 def field_sql(dialect: str, name: str) -> str:
-    if name not in INDEXED:
-        raise ValueError("not an indexed field")
+    if name not in INDEXED and name not in UNINDEXED:
+        raise ValueError("not a searchable field")
     if dialect == "postgresql":
         expr = f"(content::jsonb ->> '{name}')"
         return f"({expr}::bigint)" if name in NUMERIC else expr

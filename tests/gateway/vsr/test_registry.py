@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
 from sandbox import federation
@@ -180,3 +182,42 @@ def test_person_view_and_programmes(vsr: Vsr) -> None:
     programmes = vsr.get("programmes").json()
     assert [p["programme"] for p in programmes["programmes"]] == ["child-grant", "disability-grant", "old-age-grant"]
     assert MSP in vsr.servers.manifest["federation"]["gateways"]
+
+
+def test_the_registry_describes_itself_in_openapi_through_the_gateway(vsr: Vsr) -> None:
+    answer = httpx.get(
+        f"{vsr.gateway()['base_url']}/r1/{federation.VSR}/getOpenAPI",
+        params={"serviceCode": "eligibility"},
+        headers=vsr.headers(),
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    assert document["info"]["title"] == "Kiungo virtual social registry"
+    assert any(path.endswith("eligibility") or path == "/" for path in document["paths"]), document["paths"].keys()
+
+
+def test_a_dpo_follows_one_registry_query_to_every_exchange_it_caused(vsr: Vsr) -> None:
+    query_id = str(uuid.uuid4())
+    answer = httpx.post(
+        vsr.url("eligibility"),
+        json={"programme": "old-age-grant", "person": AMINA},
+        headers=vsr.headers(**{"X-Road-Id": query_id}),
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    caused: dict[str, list[str]] = {}
+    for member in ("ZZ/GOV/CRA", "ZZ/GOV/TAX", "ZZ/GOV/SSF", MSP):
+        found = httpx.post(
+            vsr.gateway(member)["base_url"] + "/api/log/records/search",
+            json={"issue": query_id, "limit": 1000},
+            headers=vsr.operator(member),
+            timeout=10,
+        ).json()["records"]
+        caused[member] = sorted({r["service"].split("/", 3)[-1] for r in found if r["side"] == "Producer"})
+    assert caused == {
+        "ZZ/GOV/CRA": ["civreg/GetHousehold", "civreg/GetPersonByNationalId"],
+        "ZZ/GOV/TAX": ["taxreg/taxpayers"],
+        "ZZ/GOV/SSF": ["contributions/members"],
+        MSP: ["programme-mis/beneficiaries"],
+    }
