@@ -7,6 +7,7 @@ exchange id from the X-Road headers the gateway passes on, and refuses a request
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.vsr import dci
+from gateway.vsr.bulk import UNFINISHED
 from gateway.vsr.errors import QueryError, VsrError
 from gateway.vsr.registry import VirtualRegistry
 from gateway.vsr.service import VsrService, error_status
@@ -162,9 +164,18 @@ def create_vsr_app(service: VsrService) -> FastAPI:
         job_id: str,
         after: Annotated[int, Query(ge=0, description="the last `seq` already read")] = 0,
         follow: Annotated[bool, Query(description="keep the stream open until the job ends")] = False,
+        limit: Annotated[
+            int | None, Query(ge=1, le=10_000, description="at most this many results (not with follow)")
+        ] = None,
     ) -> Response:
-        service.jobs.results(job_id, after=after, limit=1)  # unknown job or bad cursor: refused before any line
-        return StreamingResponse(service.jobs.stream(job_id, after=after, follow=follow), media_type=NDJSON)
+        page = service.jobs.results(job_id, after=after, limit=limit or 1)  # unknown job, bad cursor: refused now
+        if limit is None or follow:
+            return StreamingResponse(service.jobs.stream(job_id, after=after, follow=follow), media_type=NDJSON)
+        lines = [json.dumps(r.as_dict(), separators=(",", ":")) for r in page]
+        status = service.jobs.status(job_id)
+        if len(page) < limit and status.state not in UNFINISHED:
+            lines.append(json.dumps({"type": "end", "status": status.as_dict()}, separators=(",", ":")))
+        return Response("".join(line + "\n" for line in lines), media_type=NDJSON)
 
     sender = service.settings.client
 

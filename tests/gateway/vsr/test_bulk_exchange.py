@@ -161,3 +161,21 @@ def test_a_bulk_job_resumes_after_the_gateway_restarts(vsr: Vsr, ministry: dict[
     indices = [r["index"] for r in results]
     assert sorted(indices) == list(range(30)), "every person decided exactly once"
     assert [r["seq"] for r in results] == list(range(1, 31))
+
+
+def test_results_in_bounded_pages(vsr: Vsr) -> None:
+    people = [{"national_id": nid} for nid in _ids(vsr, 12)]
+    job = vsr.post("bulk", {"programme": "old-age-grant", "people": people}).json()
+
+    def status(job_id: str) -> dict[str, Any]:
+        return vsr.get("bulk", f"/{job_id}").json()  # type: ignore[no-any-return]
+
+    _wait(status, job["job_id"], until=lambda s: s["state"] == "done")
+    first = vsr.get("bulk", f"/{job['job_id']}/results", after=0, limit=5).text.splitlines()
+    assert [json.loads(x)["seq"] for x in first] == [1, 2, 3, 4, 5]
+    last = vsr.get("bulk", f"/{job['job_id']}/results", after=10, limit=5).text.splitlines()
+    assert [json.loads(x).get("seq") for x in last] == [11, 12, None]
+    assert json.loads(last[-1])["type"] == "end"
+    beyond = vsr.get("bulk", f"/{job['job_id']}/results", after=99, limit=5)
+    assert beyond.status_code == 400
+    assert beyond.json()["title"] == f"invalid cursor 99 for bulk job '{job['job_id']}' (0 to 12)"
