@@ -7,7 +7,7 @@ from gateway.vsr.errors import IdentityError, JobError, QueryError, RulesError, 
 from gateway.vsr.facts import CATALOGUE, Fact, Facts, Provenance
 from gateway.vsr.registry import VirtualRegistry
 from gateway.vsr.service import VsrService
-from gateway.vsr.xroad import CallContext, XRoadClient
+from gateway.xroadclient import CallContext, XRoadClient
 
 __all__ = [
     "CATALOGUE",

@@ -20,7 +20,7 @@ from gateway.vsr.bulk import UNFINISHED
 from gateway.vsr.errors import QueryError, VsrError
 from gateway.vsr.registry import VirtualRegistry
 from gateway.vsr.service import VsrService, error_status
-from gateway.vsr.xroad import CallContext
+from gateway.xroadclient import CallContext
 
 NDJSON = "application/x-ndjson"
 

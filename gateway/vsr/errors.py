@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gateway.xroadclient import ExchangeFailed
+
 
 class VsrError(Exception):
     """Anything the virtual registry cannot do; messages never carry a personal identifier."""
@@ -19,14 +21,11 @@ class QueryError(VsrError):
     """A client's query is malformed or incomplete."""
 
 
-class SourceFailed(VsrError):
+class SourceFailed(VsrError, ExchangeFailed):
     """A source did not answer usably: refused, failed or timed out; the answer becomes partial."""
 
     def __init__(self, service: str, code: str, message: str) -> None:
-        super().__init__(f"{service}: {code}: {message}")
-        self.service = service
-        self.code = code
-        self.message = message
+        ExchangeFailed.__init__(self, service, code, message)
 
 
 class JobError(VsrError):

@@ -11,17 +11,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.xroadclient import Provenance
 
-@dataclass(frozen=True, slots=True)
-class Provenance:
-    """Which exchange a value came from: the service asked, the exchange id, and when."""
-
-    source: str  # service id, e.g. ZZ/GOV/CRA/civreg/GetPersonByNationalId
-    exchange_id: str
-    time: str  # ISO 8601, UTC
-
-    def as_dict(self) -> dict[str, str]:
-        return {"source": self.source, "exchange_id": self.exchange_id, "time": self.time}
+__all__ = ["CATALOGUE", "Fact", "Facts", "Provenance"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import matching
 from gateway.vsr.errors import IdentityError, QueryError
 from gateway.vsr.sources import Person, Sources
-from gateway.vsr.xroad import CallContext
+from gateway.xroadclient import CallContext
 
 Status = Literal["resolved", "ambiguous", "not_found", "unavailable"]
 Method = Literal["national_id", "record_id", "matching"]

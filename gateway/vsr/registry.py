@@ -19,7 +19,7 @@ from gateway.vsr.facts import Facts
 from gateway.vsr.identity import Identity, MatchPolicy, Method, Resolver, check_query
 from gateway.vsr.sources import Person, Sources
 from gateway.vsr.view import Gathered, SourceOutcome, derive_facts, render
-from gateway.vsr.xroad import CallContext
+from gateway.xroadclient import CallContext
 
 T = TypeVar("T")
 #: Facts whose rules need each household member's means asked (one tax and one fund query per member).

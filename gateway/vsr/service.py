@@ -23,7 +23,7 @@ from gateway.vsr.errors import IdentityError, JobError, QueryError, RulesError, 
 from gateway.vsr.identity import MatchPolicy
 from gateway.vsr.registry import VirtualRegistry
 from gateway.vsr.sources import Sources, SourceServices
-from gateway.vsr.xroad import CallContext, XRoadClient
+from gateway.xroadclient import CallContext, XRoadClient
 
 BULK_KIND = "eligibility"
 DISTRICT_PAGE = 1000
@@ -49,6 +49,7 @@ class VsrService:
             base_url=settings.gateway_url or "http://gateway.local",
             transport=None if settings.gateway_url else transport,
             timeout=settings.source_timeout + 1,
+            failure=SourceFailed,
         )
         src = settings.sources
         self.sources = Sources(

@@ -17,7 +17,7 @@ from typing import Any
 from lxml import etree
 
 from gateway.vsr.facts import Provenance
-from gateway.vsr.xroad import Answer, CallContext, XRoadClient
+from gateway.xroadclient import Answer, CallContext, XRoadClient
 
 CRA_NAMESPACE = "urn:zz:cra:civreg:1"
 #: The civil registry's person fields, as its WSDL names them, and the view's names for them.

@@ -1,13 +1,12 @@
-"""The registry's own way out: X-Road REST and SOAP calls through its gateway, as an ordinary client.
+"""How a service hosted on a gateway (the virtual registry, the event service) asks other services.
 
-Every question the registry asks is an exchange like any other: the gateway authenticates the
-registry's client subsystem, checks the agreement (and consent), signs, logs and forwards it. The
-registry passes on the purpose and the end user of the request it is answering, and puts that
-request's exchange id in `X-Road-Issue`, so a DPO can follow one registry query to every exchange it
-caused.
+Every question such a service asks is an exchange like any other: the gateway authenticates the
+service's client subsystem, checks the agreement (and consent), signs, logs and forwards it. The caller
+passes on the purpose and the end user of the request it is answering, and puts that request's exchange
+id in `X-Road-Issue`, so a DPO can follow one query to every exchange it caused.
 
-Hosted on the gateway, the registry reaches it in process (an ASGI transport: the same protocol,
-without a loopback socket); run on its own, it reaches it by URL.
+Hosted on the gateway, the service reaches it in process (an ASGI transport: the same protocol, without
+a loopback socket); run on its own, it reaches it by URL.
 """
 
 from __future__ import annotations
@@ -24,15 +23,34 @@ from xml.sax.saxutils import escape
 import httpx
 from lxml import etree
 
-from gateway.vsr.errors import SourceFailed
-from gateway.vsr.facts import Provenance
-
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 XROAD = "http://x-road.eu/xsd/xroad.xsd"
 IDENT = "http://x-road.eu/xsd/identifiers"
 PDU = "urn:kiungo:xsd:pdu:1"
 TOKEN_HEADER = "X-Kiungo-Client-Token"  # noqa: S105 - a header name
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+class ExchangeFailed(Exception):
+    """An exchange gave no usable answer: refused, failed or timed out (never holds personal data)."""
+
+    def __init__(self, service: str, code: str, message: str) -> None:
+        super().__init__(f"{service}: {code}: {message}")
+        self.service = service
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Which exchange a value came from: the service asked, the exchange id, and when."""
+
+    source: str  # service id, e.g. ZZ/GOV/CRA/civreg/GetPersonByNationalId
+    exchange_id: str
+    time: str  # ISO 8601, UTC
+
+    def as_dict(self) -> dict[str, str]:
+        return {"source": self.source, "exchange_id": self.exchange_id, "time": self.time}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +97,10 @@ class XRoadClient:
         base_url: str = "http://gateway.local",
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 5.0,
+        failure: type[ExchangeFailed] = ExchangeFailed,
     ) -> None:
         self.client_id = client_id
+        self.failure = failure
         self.timeout = timeout
         self._token = token
         self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout)
@@ -121,27 +141,27 @@ class XRoadClient:
         try:
             response = await self._http.request(method, url, params=params, content=content, headers=headers)
         except httpx.TimeoutException:
-            raise SourceFailed(service, "Timeout", f"no answer within {self.timeout:g} s") from None
+            raise self.failure(service, "Timeout", f"no answer within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:
-            raise SourceFailed(
+            raise self.failure(
                 service, "Unreachable", f"the gateway could not be reached ({type(exc).__name__})"
             ) from None
         provenance = Provenance(service, response.headers.get("x-road-id", message_id), _now())
         error = response.headers.get("x-road-error")
         if error:
-            raise SourceFailed(service, error, _message(response.content))
+            raise self.failure(service, error, _message(response.content))
         if response.status_code == 404:
             return Answer(service, 404, None, provenance)
         if response.status_code >= 400:
-            raise SourceFailed(service, f"HTTP{response.status_code}", "the provider refused or failed")
+            raise self.failure(service, f"HTTP{response.status_code}", "the provider refused or failed")
         try:
             data = response.json()
         except ValueError:
-            raise SourceFailed(service, "InvalidResponse", "the provider's answer is not JSON") from None
+            raise self.failure(service, "InvalidResponse", "the provider's answer is not JSON") from None
         return Answer(service, response.status_code, data, provenance)
 
     async def soap(self, service: str, ctx: CallContext, arguments: Mapping[str, str | int], namespace: str) -> Answer:
-        """A SOAP exchange with document/literal arguments; a SOAP Fault raises `SourceFailed`."""
+        """A SOAP exchange with document/literal arguments; a SOAP Fault raises `failure`."""
         message_id = str(uuid.uuid4())
         parts = service.split("/")
         operation = parts[4]
@@ -164,23 +184,23 @@ class XRoadClient:
         try:
             response = await self._http.post("/", content=envelope.encode(), headers=headers)
         except httpx.TimeoutException:
-            raise SourceFailed(service, "Timeout", f"no answer within {self.timeout:g} s") from None
+            raise self.failure(service, "Timeout", f"no answer within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:
-            raise SourceFailed(
+            raise self.failure(
                 service, "Unreachable", f"the gateway could not be reached ({type(exc).__name__})"
             ) from None
         provenance = Provenance(service, message_id, _now())
         try:
             root = etree.fromstring(response.content, _PARSER)
         except etree.XMLSyntaxError:
-            raise SourceFailed(service, "InvalidResponse", "the answer is not XML") from None
+            raise self.failure(service, "InvalidResponse", "the answer is not XML") from None
         body = root.find(f"{{{SOAP11}}}Body")
         fault = body.find(f"{{{SOAP11}}}Fault") if body is not None else None
         if fault is not None:
             code = (fault.findtext("faultcode") or "Fault").split(":")[-1]
-            raise SourceFailed(service, code, fault.findtext("faultstring") or "SOAP Fault")
+            raise self.failure(service, code, fault.findtext("faultstring") or "SOAP Fault")
         if body is None or len(body) == 0:
-            raise SourceFailed(service, "InvalidResponse", "the answer has an empty Body")
+            raise self.failure(service, "InvalidResponse", "the answer has an empty Body")
         return Answer(service, response.status_code, body[0], provenance)
 
 
