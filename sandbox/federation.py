@@ -70,6 +70,7 @@ VSR_SERVICES: tuple[tuple[str, str, list[str], str], ...] = (
     ("persons", "/v1/persons", ["json:national_id", "path:/{national_id}"], "A person across the agencies"),
     ("eligibility", "/v1/eligibility", ["json:person.national_id"], "Eligibility for a programme, with reasons"),
     ("bulk", "/v1/bulk", [], "Eligibility for many people, streamed"),
+    ("crosscheck", "/v1/crosscheck", [], "Cross-checks of beneficiary lists"),
     ("programmes", "/v1/programmes", [], "Programmes and their rule versions"),
     ("registry", "/registry", [], "DCI sync/search and sync/enrolled"),
 )

@@ -15,7 +15,7 @@ from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.vsr import dci
+from gateway.vsr import crosscheck, dci
 from gateway.vsr.bulk import UNFINISHED
 from gateway.vsr.errors import QueryError, VsrError
 from gateway.vsr.registry import VirtualRegistry
@@ -50,6 +50,19 @@ class EligibilityRequest(BaseModel):
 
     programme: str = Field(examples=["old-age-grant"])
     person: PersonQuery
+
+
+class Beneficiary(PersonQuery):
+    """A beneficiary as the programme's list holds her: its number, and who she is."""
+
+    beneficiary_no: str | None = Field(None, max_length=64)
+
+
+class CrosscheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    programme: str
+    beneficiaries: list[Beneficiary] = Field(max_length=1_000_000)
 
 
 class BulkRequest(BaseModel):
@@ -145,6 +158,25 @@ def create_vsr_app(service: VsrService) -> FastAPI:
         people = [p.plain() for p in body.people] if body.people is not None else None
         status = await service.submit(body.programme, people, body.district, context(request))
         return status.as_dict()
+
+    @app.post("/v1/crosscheck", status_code=202, summary="Cross-check a beneficiary list (a bulk job)")
+    async def crosscheck_submit(request: Request, body: CrosscheckRequest) -> dict[str, Any]:
+        beneficiaries = [b.model_dump(exclude_none=True) for b in body.beneficiaries]
+        status = await service.submit_crosscheck(body.programme, beneficiaries, context(request))
+        return status.as_dict()
+
+    @app.get(
+        "/v1/crosscheck/{job_id}/report",
+        summary="The cross-check's report: flags with evidence, marks for review, a summary",
+        responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    )
+    async def crosscheck_report(
+        job_id: str, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
+    ) -> Response:
+        document = service.crosscheck_report(job_id)
+        if format == "csv":
+            return Response(crosscheck.to_csv(document), media_type="text/csv; charset=utf-8")
+        return JSONResponse(document)
 
     @app.get("/v1/bulk/{job_id}", summary="A bulk job's progress")
     async def bulk_status(job_id: str) -> dict[str, Any]:

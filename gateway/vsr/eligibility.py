@@ -39,6 +39,7 @@ _TOP_KEYS = (
     "effective_from",
     "effective_until",
     "summary",
+    "not_combinable_with",
     "rules",
 )
 _RULE_KEYS = ("id", "fact", "op", "value", "requirement", "met", "not_met", "unknown")
@@ -87,6 +88,7 @@ class Programme:
     summary: str
     rules: tuple[Rule, ...]
     source: str  # the file's name, to trace a decision back to the text that made it
+    not_combinable_with: tuple[str, ...] = ()  # programmes a beneficiary may not also receive
 
     def in_force(self, on: date) -> bool:
         return self.effective_from <= on and (self.effective_until is None or on <= self.effective_until)
@@ -366,6 +368,9 @@ class _Reader:
         if effective_until is not None and effective_until < effective_from:
             raise self.fail("'effective_until' is before 'effective_from'")
         summary = self.text(raw, "summary")
+        exclusive = raw.get("not_combinable_with", [])
+        if not isinstance(exclusive, list) or not all(isinstance(x, str) and x.strip() for x in exclusive):
+            raise self.fail("'not_combinable_with' must be a list of programme ids")
         rules = raw.get("rules")
         if rules is None:
             raise self.fail("'rules' is required")
@@ -390,6 +395,7 @@ class _Reader:
             summary=summary,
             rules=tuple(parsed),
             source=self.path.name,
+            not_combinable_with=tuple(exclusive),
         )
 
     def rule(self, table: dict[str, Any], number: int) -> Rule:

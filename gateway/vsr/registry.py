@@ -70,12 +70,15 @@ class VirtualRegistry:
         gathered = await self._gather(clean, ctx, household_means)
         return Answer(gathered, derive_facts(gathered, self.today()))
 
-    async def eligibility(self, query: Mapping[str, Any], programme_name: str, ctx: CallContext) -> Answer:
+    async def eligibility(
+        self, query: Mapping[str, Any], programme_name: str, ctx: CallContext, *, purpose: str | None = None
+    ) -> Answer:
+        """Decide for one person; `purpose` replaces the programme's own (a list cross-check asks under its own)."""
         programme = self.programme(programme_name)
-        if ctx.purpose != programme.purpose:
+        if ctx.purpose != (purpose or programme.purpose):
             raise QueryError(
                 f"the purpose of this exchange is {ctx.purpose!r}; deciding {programme.programme!r} "
-                f"needs the purpose {programme.purpose!r}"
+                f"needs the purpose {purpose or programme.purpose!r}"
             )
         needs_means = any(rule.fact in HOUSEHOLD_MEANS for rule in programme.rules)
         answer = await self.person(query, ctx, household_means=needs_means)

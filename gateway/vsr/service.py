@@ -17,6 +17,7 @@ import httpx
 
 import matching
 from gateway.settings import VsrSettings
+from gateway.vsr import crosscheck
 from gateway.vsr.bulk import BulkJobs, JobStatus
 from gateway.vsr.eligibility import RuleBook
 from gateway.vsr.errors import IdentityError, JobError, QueryError, RulesError, SourceFailed, VsrError
@@ -26,6 +27,7 @@ from gateway.vsr.sources import Sources, SourceServices
 from gateway.xroadclient import CallContext, XRoadClient
 
 BULK_KIND = "eligibility"
+CROSSCHECK_KIND = "crosscheck"
 DISTRICT_PAGE = 1000
 
 
@@ -113,11 +115,44 @@ class VsrService:
                 return people
             offset += DISTRICT_PAGE
 
+    async def submit_crosscheck(
+        self, programme: str, beneficiaries: list[dict[str, Any]], ctx: CallContext
+    ) -> JobStatus:
+        """A beneficiary list to cross-check, item by item, under the list-maintenance purpose."""
+        self.registry.programme(programme)  # unknown programme: refused before any work
+        if ctx.purpose != crosscheck.PURPOSE:
+            raise QueryError(f"a list cross-check is made for the purpose {crosscheck.PURPOSE!r}")
+        if not beneficiaries:
+            raise QueryError("the beneficiary list is empty")
+        items = [{"beneficiary_no": b.pop("beneficiary_no", None), "person": b} for b in beneficiaries]
+        params = {"programme": programme, "purpose": ctx.purpose, "user_id": ctx.user_id}
+        status = self.jobs.create(CROSSCHECK_KIND, params, items)
+        self._launch(status.job_id)
+        return status
+
+    def crosscheck_report(self, job_id: str) -> dict[str, Any]:
+        """The cross-check's report so far (complete once the job is done), duplicates included."""
+        status = self.jobs.status(job_id)
+        if status.kind != CROSSCHECK_KIND:
+            raise JobError(f"bulk job {job_id!r} is not a cross-check")
+        results: list[tuple[int, dict[str, Any]]] = []
+        after = 0
+        while page := self.jobs.results(job_id, after=after, limit=5000):
+            results.extend((r.index, r.result) for r in page)
+            after = page[-1].seq
+        document = crosscheck.report(results)
+        document["job"] = status.as_dict()
+        return document
+
     def _launch(self, job_id: str) -> None:
         status = self.jobs.status(job_id)
         params = status.params
         ctx = CallContext(purpose=str(params["purpose"]), user_id=params.get("user_id"), issue=job_id)
         programme = str(params["programme"])
+
+        async def check(item: dict[str, Any]) -> dict[str, Any]:
+            answer = await self.registry.eligibility(item["person"], programme, ctx, purpose=crosscheck.PURPOSE)
+            return crosscheck.check(answer, self.registry.programme(programme), item.get("beneficiary_no"))
 
         async def decide(item: dict[str, Any]) -> dict[str, Any]:
             answer = await self.registry.eligibility(item["person"], programme, ctx)
@@ -133,7 +168,10 @@ class VsrService:
             }
 
         task = asyncio.get_running_loop().create_task(
-            self.jobs.run(job_id, decide, concurrency=self.settings.bulk_concurrency), name=f"vsr-bulk-{job_id}"
+            self.jobs.run(
+                job_id, check if status.kind == CROSSCHECK_KIND else decide, concurrency=self.settings.bulk_concurrency
+            ),
+            name=f"vsr-bulk-{job_id}",
         )
         self._tasks[job_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))

@@ -431,7 +431,7 @@ def load_error(tmp_path: Path, doc: dict[str, Any]) -> str:
         (
             {"effective_form": "2026-01-01"},
             "unknown key 'effective_form' (known: programme, version, title, purpose, legal_reference, "
-            "effective_from, effective_until, summary, rules)",
+            "effective_from, effective_until, summary, not_combinable_with, rules)",
         ),
     ],
 )
@@ -586,3 +586,17 @@ def test_outcome_follows_the_three_valued_rule(values: dict[str, object]):
     }
     assert d.explanation.startswith(f"{first[d.outcome]} the Any grant")
     json.dumps(d.as_dict())
+
+
+def test_programmes_not_to_be_combined_are_read_and_checked(tmp_path: Path) -> None:
+    book = RuleBook.load([PROGRAMMES])
+    assert book.get("old-age-grant", date(2026, 6, 30)).not_combinable_with == ("disability-grant",)
+    assert book.get("child-grant", date(2026, 6, 30)).not_combinable_with == ()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        (PROGRAMMES / "child-grant.toml")
+        .read_text()
+        .replace("\n[[rules]]", '\nnot_combinable_with = "x"\n[[rules]]', 1)
+    )
+    with pytest.raises(RulesError, match="'not_combinable_with' must be a list of programme ids"):
+        RuleBook.load([bad])
