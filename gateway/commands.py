@@ -31,6 +31,15 @@ def _settings(config: Path) -> NodeSettings:
 def check(config: ConfigOpt) -> None:
     """Validate a node's configuration and say what it hosts."""
     settings = _settings(config)
+    if settings.vsr is not None:
+        from gateway.vsr.service import check_settings
+
+        problems = check_settings(settings.vsr)
+        if problems:
+            typer.echo(f"error: {config} has {len(problems)} problem(s):", err=True)
+            for problem in problems:
+                typer.echo(f"  - {problem}", err=True)
+            raise typer.Exit(2)
     services = len(settings.services)
     typer.echo(
         f"ok: {settings.name} ({settings.instance}): {len(settings.subsystems)} subsystem(s), "

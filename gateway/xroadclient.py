@@ -60,6 +60,7 @@ class CallContext:
     purpose: str
     user_id: str | None = None
     issue: str | None = None  # the exchange id of the request being answered (or a bulk job's id)
+    client: str | None = None  # who asked the hosted service (its jobs are that client's alone)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from gateway.vsr.eligibility import Decision, Programme, RuleBook, evaluate
 from gateway.vsr.errors import IdentityError, JobError, QueryError, RulesError, SourceFailed, VsrError
 from gateway.vsr.facts import CATALOGUE, Fact, Facts, Provenance
 from gateway.vsr.registry import VirtualRegistry
-from gateway.vsr.service import VsrService
+from gateway.vsr.service import VsrService, check_settings
 from gateway.xroadclient import CallContext, XRoadClient
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "VsrError",
     "VsrService",
     "XRoadClient",
+    "check_settings",
     "create_vsr_app",
     "evaluate",
 ]

@@ -12,13 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.vsr import crosscheck, dci
 from gateway.vsr.bulk import UNFINISHED
 from gateway.vsr.errors import QueryError, VsrError
-from gateway.vsr.registry import VirtualRegistry
+from gateway.vsr.registry import Answer, VirtualRegistry
 from gateway.vsr.service import VsrService, error_status
 from gateway.xroadclient import CallContext
 
@@ -81,7 +82,12 @@ def context(request: Request) -> CallContext:
     purpose = headers.get("x-road-pdu-purpose")
     if not purpose:
         raise QueryError("the registry is reached through the gateway: the X-Road-PDU-Purpose header is missing")
-    return CallContext(purpose=purpose, user_id=headers.get("x-road-userid"), issue=headers.get("x-road-id"))
+    return CallContext(
+        purpose=purpose,
+        user_id=headers.get("x-road-userid"),
+        issue=headers.get("x-road-id"),
+        client=headers.get("x-road-client"),
+    )
 
 
 def create_vsr_app(service: VsrService) -> FastAPI:
@@ -95,6 +101,17 @@ def create_vsr_app(service: VsrService) -> FastAPI:
         ),
     )
     registry = service.registry
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: Exception) -> Response:
+        """Where and what, never the value given (it may be a national ID)."""
+        assert isinstance(exc, RequestValidationError)
+        problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        return JSONResponse(
+            {"type": "urn:kiungo:vsr:InvalidRequest", "title": "invalid request", "status": 422, "errors": problems},
+            status_code=422,
+            media_type="application/problem+json",
+        )
 
     @app.exception_handler(VsrError)
     async def vsr_error(request: Request, exc: Exception) -> Response:
@@ -171,19 +188,21 @@ def create_vsr_app(service: VsrService) -> FastAPI:
         responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
     )
     async def crosscheck_report(
-        job_id: str, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
+        request: Request, job_id: str, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
     ) -> Response:
+        service.job(job_id, context(request))
         document = service.crosscheck_report(job_id)
         if format == "csv":
             return Response(crosscheck.to_csv(document), media_type="text/csv; charset=utf-8")
         return JSONResponse(document)
 
     @app.get("/v1/bulk/{job_id}", summary="A bulk job's progress")
-    async def bulk_status(job_id: str) -> dict[str, Any]:
-        return service.jobs.status(job_id).as_dict()
+    async def bulk_status(request: Request, job_id: str) -> dict[str, Any]:
+        return service.job(job_id, context(request)).as_dict()
 
     @app.post("/v1/bulk/{job_id}/cancel", summary="Stop a bulk job (decisions made so far are kept)")
-    async def bulk_cancel(job_id: str) -> dict[str, Any]:
+    async def bulk_cancel(request: Request, job_id: str) -> dict[str, Any]:
+        service.job(job_id, context(request))
         return service.jobs.cancel(job_id).as_dict()
 
     @app.get(
@@ -193,6 +212,7 @@ def create_vsr_app(service: VsrService) -> FastAPI:
         responses={200: {"content": {NDJSON: {}}}},
     )
     async def bulk_results(
+        request: Request,
         job_id: str,
         after: Annotated[int, Query(ge=0, description="the last `seq` already read")] = 0,
         follow: Annotated[bool, Query(description="keep the stream open until the job ends")] = False,
@@ -200,6 +220,7 @@ def create_vsr_app(service: VsrService) -> FastAPI:
             int | None, Query(ge=1, le=10_000, description="at most this many results (not with follow)")
         ] = None,
     ) -> Response:
+        service.job(job_id, context(request))
         page = service.jobs.results(job_id, after=after, limit=limit or 1)  # unknown job, bad cursor: refused now
         if limit is None or follow:
             return StreamingResponse(service.jobs.stream(job_id, after=after, follow=follow), media_type=NDJSON)
@@ -231,9 +252,13 @@ def create_vsr_app(service: VsrService) -> FastAPI:
         results: list[dci.ItemResult | tuple[str, Sequence[Mapping[str, Any]]]] = []
         for query in queries:
             try:
-                answer = await registry.person(query.criteria.as_query(), ctx)
+                answer = await registry.person(query.criteria.as_query(), ctx, scope="enrolments")
             except QueryError as exc:
                 results.append(dci.ItemResult.reject(query.reference_id, dci.RJCT_CRITERIA, str(exc)))
+                continue
+            unanswered = _unanswered(answer)
+            if unanswered is not None:  # never "not enrolled" for a question nobody could answer
+                results.append(dci.ItemResult.reject(query.reference_id, *unanswered))
                 continue
             items = answer.gathered.enrolments.items if answer.gathered.enrolments else []
             active = [
@@ -247,6 +272,19 @@ def create_vsr_app(service: VsrService) -> FastAPI:
     return app
 
 
+def _unanswered(answer: Answer) -> tuple[str, str] | None:
+    """Why an enrolment question has no answer: the person unknown or unclear, or a source down."""
+    g = answer.gathered
+    status = g.identity.status
+    if status == "unavailable" or g.outcomes["programmes"].status == "failed":
+        return "err.service.unavailable", "a source did not answer; ask again later"
+    if status == "ambiguous":
+        return dci.RJCT_TOO_MANY_RECORDS, "several people could be this person; give a national ID"
+    if status == "not_found":
+        return "err.request.not_found", "the civil registry has no such person"
+    return None
+
+
 def _header(envelope: Any) -> dict[str, Any] | None:
     header = envelope.get("header") if isinstance(envelope, dict) else None
     return header if isinstance(header, dict) else None
@@ -255,7 +293,7 @@ def _header(envelope: Any) -> dict[str, Any] | None:
 async def _search_item(registry: VirtualRegistry, item: dci.SearchItem, ctx: CallContext) -> dci.ItemResult:
     """One DCI search item: the resolved person, or every plausible candidate (never one chosen silently)."""
     try:
-        answer = await registry.person(item.criteria.as_query(), ctx)
+        answer = await registry.person(item.criteria.as_query(), ctx, scope="identity")
     except QueryError as exc:
         return dci.ItemResult.reject(item.reference_id, dci.RJCT_CRITERIA, str(exc))
     identity = answer.gathered.identity
@@ -278,4 +316,8 @@ async def _search_item(registry: VirtualRegistry, item: dci.SearchItem, ctx: Cal
         )
         for c in identity.candidates
     ]
-    return dci.ItemResult.success(item.reference_id, candidates)
+    if not candidates:
+        return dci.ItemResult.success(item.reference_id, [])
+    # plausible candidates, none confident: all of them, and the message says so
+    message = f"ambiguous: {len(candidates)} candidate(s), none a confident match; {identity.note}"
+    return dci.ItemResult(item.reference_id, "succ", None, message, candidates)

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import matching
 from gateway.vsr.errors import IdentityError, QueryError
-from gateway.vsr.sources import Person, Sources
-from gateway.xroadclient import CallContext
+from gateway.vsr.sources import Candidate, Person, Sources
+from gateway.xroadclient import CallContext, Provenance
 
 Status = Literal["resolved", "ambiguous", "not_found", "unavailable"]
 Method = Literal["national_id", "record_id", "matching"]
@@ -40,6 +40,7 @@ class Identity:
     match_probability: float | None = None
     candidates: list[dict[str, Any]] = field(default_factory=list)
     note: str | None = None
+    provenance: list[Provenance] = field(default_factory=list)  # the civil registry's answers behind it
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"status": self.status, "method": self.method}
@@ -104,21 +105,30 @@ class Resolver:
         nid = query.get("national_id")
         record = query.get("record_id")
         if record and not nid:
-            person = await self.sources.person_by_record(str(record), ctx)
+            person, seen = await self.sources.person_by_record(str(record), ctx)
             if person is None:
-                return Identity("not_found", "record_id", note="the civil registry has no such record")
-            return Identity("resolved", "record_id", person=person, match_probability=1.0)
+                return Identity(
+                    "not_found", "record_id", note="the civil registry has no such record", provenance=[seen]
+                )
+            return Identity("resolved", "record_id", person=person, match_probability=1.0, provenance=[seen])
         if nid:
-            person = await self.sources.person_by_id(str(nid), ctx)
+            person, seen = await self.sources.person_by_id(str(nid), ctx)
             if person is None:
-                return Identity("not_found", "national_id", note="the civil registry has no person with this ID")
-            return Identity("resolved", "national_id", person=person, match_probability=1.0)
+                note = "the civil registry has no person with this ID"
+                return Identity("not_found", "national_id", note=note, provenance=[seen])
+            return Identity("resolved", "national_id", person=person, match_probability=1.0, provenance=[seen])
         return await self._match(query, ctx)
 
     async def _match(self, query: Mapping[str, Any], ctx: CallContext) -> Identity:
         if self.model is None:
             raise IdentityError("finding a person without a national ID needs a matching model (vsr.model)")
-        proposed = await self.sources.search(query, ctx)
+        proposed, seen = await self.sources.search(query, ctx)
+        identity = self._decide(query, proposed)
+        identity.provenance.append(seen)
+        return identity
+
+    def _decide(self, query: Mapping[str, Any], proposed: list[Candidate]) -> Identity:
+        assert self.model is not None
         if not proposed:
             return Identity("not_found", "matching", note="the civil registry's search found no candidate")
         by_id = {str(c.person.data.get("record_id")): c.person for c in proposed}

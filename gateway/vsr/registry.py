@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import matching
 from gateway.vsr.eligibility import Decision, Programme, RuleBook, evaluate
@@ -22,6 +22,8 @@ from gateway.vsr.view import Gathered, SourceOutcome, derive_facts, render
 from gateway.xroadclient import CallContext
 
 T = TypeVar("T")
+#: What a query asks the sources: everything, only who the person is, or who and her enrolments.
+Scope = Literal["full", "identity", "enrolments"]
 #: Facts whose rules need each household member's means asked (one tax and one fund query per member).
 HOUSEHOLD_MEANS = ("household.income_monthly", "household.income_monthly_per_member")
 
@@ -65,9 +67,12 @@ class VirtualRegistry:
     def programme(self, name: str) -> Programme:
         return self.rules.get(name, self.today())
 
-    async def person(self, query: Mapping[str, Any], ctx: CallContext, *, household_means: bool = False) -> Answer:
+    async def person(
+        self, query: Mapping[str, Any], ctx: CallContext, *, household_means: bool = False, scope: Scope = "full"
+    ) -> Answer:
+        """Who the person is and what the sources know; `scope` asks only what a narrower question needs."""
         clean = check_query(query)
-        gathered = await self._gather(clean, ctx, household_means)
+        gathered = await self._gather(clean, ctx, household_means, scope)
         return Answer(gathered, derive_facts(gathered, self.today()))
 
     async def eligibility(
@@ -91,7 +96,9 @@ class VirtualRegistry:
         except TimeoutError:
             raise SourceFailed(service, "Timeout", f"no answer within {self.source_timeout:g} s") from None
 
-    async def _gather(self, query: Mapping[str, Any], ctx: CallContext, household_means: bool) -> Gathered:
+    async def _gather(
+        self, query: Mapping[str, Any], ctx: CallContext, household_means: bool, scope: Scope
+    ) -> Gathered:
         services = self.sources.services
         outcomes = {
             "civil-registry": SourceOutcome("civil-registry", services.civil_registry),
@@ -105,16 +112,16 @@ class VirtualRegistry:
         )
         try:
             identity = await self._timed(services.civil_registry, self.resolver.resolve(query, ctx))
-            if identity.person is not None:
-                cra.ok(identity.person.provenance)
-            else:
-                cra.status = "ok"
+            cra.ok(*identity.provenance)
         except SourceFailed as exc:
             cra.failed(exc)
             identity = Identity("unavailable", method, note="the civil registry could not be asked")
         gathered = Gathered(identity, outcomes)
         person = identity.person
-        if person is None:
+        if person is None or scope == "identity":
+            return gathered
+        if scope == "enrolments":
+            await self._enrolments(gathered, person, ctx)
             return gathered
         await asyncio.gather(
             self._household(gathered, person, ctx, household_means),

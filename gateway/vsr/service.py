@@ -100,7 +100,13 @@ class VsrService:
             if not people:
                 raise QueryError("the civil registry lists nobody living in this district")
         assert people is not None
-        params = {"programme": programme, "purpose": ctx.purpose, "user_id": ctx.user_id, "district": district}
+        params = {
+            "programme": programme,
+            "purpose": ctx.purpose,
+            "user_id": ctx.user_id,
+            "client": ctx.client,
+            "district": district,
+        }
         status = self.jobs.create(BULK_KIND, params, [{"person": p} for p in people])
         self._launch(status.job_id)
         return status
@@ -125,7 +131,7 @@ class VsrService:
         if not beneficiaries:
             raise QueryError("the beneficiary list is empty")
         items = [{"beneficiary_no": b.pop("beneficiary_no", None), "person": b} for b in beneficiaries]
-        params = {"programme": programme, "purpose": ctx.purpose, "user_id": ctx.user_id}
+        params = {"programme": programme, "purpose": ctx.purpose, "user_id": ctx.user_id, "client": ctx.client}
         status = self.jobs.create(CROSSCHECK_KIND, params, items)
         self._launch(status.job_id)
         return status
@@ -143,6 +149,14 @@ class VsrService:
         document = crosscheck.report(results)
         document["job"] = status.as_dict()
         return document
+
+    def job(self, job_id: str, ctx: CallContext) -> JobStatus:
+        """A job, for the client that submitted it only (others are told it does not exist)."""
+        status = self.jobs.status(job_id)
+        owner = status.params.get("client")
+        if owner is not None and owner != ctx.client:
+            raise JobError(f"no bulk job {job_id!r}")
+        return status
 
     def _launch(self, job_id: str) -> None:
         status = self.jobs.status(job_id)
@@ -177,8 +191,35 @@ class VsrService:
         task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
 
 
+def check_settings(settings: VsrSettings) -> list[str]:
+    """Every problem with the registry's settings at once: rule files, matching model, token file."""
+    problems: list[str] = []
+    try:
+        RuleBook.load(settings.rules)
+    except RulesError as exc:
+        problems.append(f"vsr.rules: {exc}")
+    if settings.model is not None:
+        try:
+            matching.TrainedModel.load(settings.model)
+        except matching.MatchingError as exc:
+            problems.append(f"vsr.model: {exc}")
+    try:
+        if not settings.token_file.read_text(encoding="utf-8").strip():
+            problems.append(f"vsr.token_file: {settings.token_file} is empty")
+    except OSError as exc:
+        problems.append(f"vsr.token_file: {settings.token_file}: {exc.strerror}")
+    if settings.as_of is not None:
+        try:
+            dt.date.fromisoformat(settings.as_of)
+        except ValueError:
+            problems.append(f"vsr.as_of: {settings.as_of!r} is not an ISO date")
+    return problems
+
+
 def error_status(exc: VsrError) -> int:
     """The HTTP status of a registry error (the app's only mapping)."""
+    if isinstance(exc, IdentityError):
+        return 501  # a capability this registry is not configured for (e.g. matching without a model)
     if isinstance(exc, QueryError | JobError | RulesError):
         return 404 if "no bulk job" in str(exc) or "unknown programme" in str(exc) else 400
     if isinstance(exc, SourceFailed):

@@ -121,15 +121,17 @@ class Sources:
     def _cra(self, operation: str) -> str:
         return f"{self.services.civil_registry}/{operation}"
 
-    async def person_by_id(self, national_id: str, ctx: CallContext) -> Person | None:
+    async def person_by_id(self, national_id: str, ctx: CallContext) -> tuple[Person | None, Provenance]:
         service = self._cra("GetPersonByNationalId")
         answer = await self.client.soap(service, ctx, {"nationalId": national_id}, CRA_NAMESPACE)
         element = answer.data.find(_q("person"))
         if answer.data.findtext(_q("found")) != "true" or element is None:
-            return None
-        return Person(_person(element), answer.provenance)
+            return None, answer.provenance
+        return Person(_person(element), answer.provenance), answer.provenance
 
-    async def search(self, criteria: Mapping[str, Any], ctx: CallContext, max_results: int = 20) -> list[Candidate]:
+    async def search(
+        self, criteria: Mapping[str, Any], ctx: CallContext, max_results: int = 20
+    ) -> tuple[list[Candidate], Provenance]:
         arguments = {
             "surname": criteria.get("surname"),
             "givenName": criteria.get("given_name"),
@@ -149,7 +151,7 @@ class Sources:
                 continue
             score = float(candidate.findtext(_q("score")) or 0)
             out.append(Candidate(Person(_person(element), answer.provenance), score))
-        return out
+        return out, answer.provenance
 
     async def household(self, person: Person, ctx: CallContext) -> Household | None:
         key = ("nationalId", person.national_id) if person.national_id else ("recordId", person.data.get("record_id"))
@@ -199,13 +201,13 @@ class Sources:
         items = [i for i in (answer.data or {}).get("items") or [] if not i.get("national_id")]
         return Enrolments(items, answer.provenance)
 
-    async def person_by_record(self, record_id: str, ctx: CallContext) -> Person | None:
+    async def person_by_record(self, record_id: str, ctx: CallContext) -> tuple[Person | None, Provenance]:
         service = self._cra("GetPersonByRecordId")
         answer = await self.client.soap(service, ctx, {"recordId": record_id}, CRA_NAMESPACE)
         element = answer.data.find(_q("person"))
         if answer.data.findtext(_q("found")) != "true" or element is None:
-            return None
-        return Person(_person(element), answer.provenance)
+            return None, answer.provenance
+        return Person(_person(element), answer.provenance), answer.provenance
 
     async def residents(self, district: str, ctx: CallContext, *, offset: int, limit: int) -> tuple[list[Person], bool]:
         """One page of the people the civil registry lists as living in a district."""
