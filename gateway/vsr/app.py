@@ -217,12 +217,12 @@ def create_vsr_app(service: VsrService) -> FastAPI:
         after: Annotated[int, Query(ge=0, description="the last `seq` already read")] = 0,
         follow: Annotated[bool, Query(description="keep the stream open until the job ends")] = False,
         limit: Annotated[
-            int | None, Query(ge=1, le=10_000, description="at most this many results (not with follow)")
-        ] = None,
+            int, Query(ge=1, le=1000, description="at most this many results (without follow)")
+        ] = 1000,
     ) -> Response:
         service.job(job_id, context(request))
-        page = service.jobs.results(job_id, after=after, limit=limit or 1)  # unknown job, bad cursor: refused now
-        if limit is None or follow:
+        page = service.jobs.results(job_id, after=after, limit=limit)  # unknown job, bad cursor: refused now
+        if follow:
             return StreamingResponse(service.jobs.stream(job_id, after=after, follow=follow), media_type=NDJSON)
         lines = [json.dumps(r.as_dict(), separators=(",", ":")) for r in page]
         status = service.jobs.status(job_id)

@@ -154,6 +154,13 @@ def _raise_for_error(answer: httpx.Response) -> None:
         raise Refused(str(doc.get("type") or code), str(doc.get("message") or "-"), doc.get("detail"))
     if answer.status_code < 400:
         return
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):  # the registry's 422: where, what
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', [])[1:]) or 'body'}: {e.get('msg')}"
+            for e in body["errors"]
+            if isinstance(e, dict)
+        ]
+        raise RegistryError("invalid request: " + "; ".join(problems), answer.status_code)
     if isinstance(body, dict) and isinstance(body.get("title"), str):
         raise RegistryError(body["title"], answer.status_code)
     if isinstance(body, dict) and isinstance(body.get("detail"), list):  # request validation (422)
@@ -553,8 +560,12 @@ def job_view(status: Mapping[str, Any]) -> Table:
 # -- bulk --------------------------------------------------------------------------------------------------
 
 
-def read_people(path: Path) -> list[dict[str, Any]]:
-    """People from CSV (PersonQuery columns), JSON (a list) or NDJSON, each checked like the options are."""
+def read_people(path: Path, *, numbered: bool = False) -> list[dict[str, Any]]:
+    """People from CSV (PersonQuery columns), JSON (a list) or NDJSON, each checked like the options are.
+
+    With `numbered`, each may carry the programme's `beneficiary_no` (a beneficiary list).
+    """
+    allowed = (*PERSON_FIELDS, "beneficiary_no") if numbered else PERSON_FIELDS
     suffix = path.suffix.lower()
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -564,9 +575,9 @@ def read_people(path: Path) -> list[dict[str, Any]]:
     try:
         if suffix == ".csv":
             reader = csv.DictReader(text.splitlines())
-            unknown = sorted(set(reader.fieldnames or []) - set(PERSON_FIELDS))
+            unknown = sorted(set(reader.fieldnames or []) - set(allowed))
             if unknown:
-                raise Usage(f"{path}: unknown column(s) {', '.join(unknown)}; allowed: {', '.join(PERSON_FIELDS)}")
+                raise Usage(f"{path}: unknown column(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
             rows = [(f"{path}:{reader.line_num}", _csv_row(row)) for row in reader]
         elif suffix == ".json":
             data = json.loads(text)
@@ -587,7 +598,9 @@ def read_people(path: Path) -> list[dict[str, Any]]:
     for where, row in rows:
         if not isinstance(row, dict):
             raise Usage(f"{where}: expected an object with person fields")
-        people.append(_person_query(row, where))
+        number = row.pop("beneficiary_no", None) if numbered else None
+        query = _person_query(row, where)
+        people.append(query | ({"beneficiary_no": str(number)} if number else {}))
     return people
 
 
@@ -1002,3 +1015,77 @@ def cancel(
     _job_command(
         "cancel", job_id, purpose, as_json, Connection(gateway, client, token_file, user_id, service_prefix, timeout)
     )
+
+
+LIST_PURPOSE: Final = "beneficiary-list-maintenance"
+
+
+def crosscheck_view(summary: Mapping[str, Any], job_id: str, written: Sequence[Path]) -> list[RenderableType]:
+    table = Table("", "beneficiaries", title="cross-check", title_justify="left")
+    for key in ("beneficiaries", "flagged", "for_review", "clean", "incomplete", "errors"):
+        table.add_row(key.replace("_", " "), str(summary.get(key, 0)))
+    flags = Table("flag", "beneficiaries", title="flags (each with its evidence in the report)", title_justify="left")
+    for name, count in summary.get("flags", {}).items():
+        flags.add_row(name.replace("_", " "), str(count))
+    review = Table("for review", "beneficiaries", title_justify="left")
+    for name, count in summary.get("review", {}).items():
+        review.add_row(name.replace("_", " "), str(count))
+    return [table, flags, review, Text(f"job {job_id}; report in {', '.join(str(p) for p in written)}")]
+
+
+@app.command()
+def crosscheck(
+    beneficiaries: Annotated[Path, typer.Argument(help="The list: CSV, JSON or NDJSON, with beneficiary_no.")],
+    programme: Annotated[str, typer.Option("--programme", help="The programme whose list it is.")],
+    out: Annotated[Path, typer.Option("--out", help="Report path without extension: writes OUT.json and OUT.csv.")],
+    purpose: Annotated[str, typer.Option("--purpose", help="Purpose of the exchanges.")] = LIST_PURPOSE,
+    job_id: Annotated[
+        str | None, typer.Option("--job", help="Follow (or re-fetch the report of) a cross-check already submitted.")
+    ] = None,
+    gateway: GatewayOpt = None,
+    client: ClientOpt = DEFAULT_CLIENT,
+    token_file: TokenFileOpt = None,
+    user_id: UserIdOpt = None,
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    timeout: TimeoutOpt = 30.0,
+) -> None:
+    """Cross-check a beneficiary list: deaths, double enrolments, means above the thresholds, duplicates."""
+    console, err = _consoles()
+    connection = Connection(gateway, client, token_file, user_id, registry, timeout)
+    with _reported(), connection.open() as gw:
+        if job_id is None:
+            people = read_people(beneficiaries, numbered=True)
+            body = {"programme": programme, "beneficiaries": people}
+            status = gw.json("POST", "crosscheck", purpose=purpose, body=body)
+            job_id = str(status["job_id"])
+            err.print(f"submitted cross-check {job_id} ({len(people)} beneficiaries); `--job {job_id}` resumes")
+        path = f"/{quote(job_id, safe='')}"
+        status = gw.json("GET", "bulk", path, purpose=purpose)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _Rate(),
+            TimeElapsedColumn(),
+            console=err,
+        )
+        try:
+            with progress:
+                task = progress.add_task(f"cross-check {job_id[:8]}", total=status["total"], completed=status["done"])
+                while status["state"] in ("queued", "running"):
+                    time.sleep(POLL_SECONDS)
+                    status = gw.json("GET", "bulk", path, purpose=purpose)
+                    progress.update(task, completed=status["done"])
+        except KeyboardInterrupt:
+            err.print(f"interrupted; the cross-check goes on: `kiungo vsr crosscheck ... --job {job_id}` follows it")
+            raise typer.Exit(130) from None
+        document = gw.json("GET", "crosscheck", f"{path}/report", purpose=purpose)
+        report_csv = gw.call("GET", "crosscheck", f"{path}/report", purpose=purpose, params={"format": "csv"}).text
+        written = [out.with_suffix(".json"), out.with_suffix(".csv")]
+        try:
+            written[0].write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
+            written[1].write_text(report_csv, encoding="utf-8")
+        except OSError as exc:
+            raise Usage(f"cannot write the report: {exc.strerror or exc}") from None
+        for renderable in crosscheck_view(document["summary"], job_id, written):
+            console.print(renderable)

@@ -73,7 +73,9 @@ class VsrService:
         self._tasks: dict[str, asyncio.Task[JobStatus]] = {}
 
     def start(self) -> None:
-        for job_id in self.jobs.unfinished():
+        """Resume what a stop or a crash interrupted, and what a storage failure stopped."""
+        failed = [j.job_id for j in self.jobs.list(limit=1000) if j.state == "failed"]
+        for job_id in dict.fromkeys([*self.jobs.unfinished(), *failed]):
             self._launch(job_id)
 
     async def aclose(self) -> None:

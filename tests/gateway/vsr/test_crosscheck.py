@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+from typer.testing import CliRunner
 
+from gateway.vsr import cli
+from sandbox import federation
 from tests.gateway.vsr.conftest import Vsr
 from tests.sandbox import fixtures_country as known
 
@@ -132,3 +137,43 @@ def test_the_list_purpose_is_required_and_its_own(vsr: Vsr) -> None:
         timeout=10,
     ).json()["records"]
     assert {r["agreement_id"] for r in found if r["side"] == "Producer"} == {"DSA-CRA-BLM-001"}
+
+
+def test_kiungo_vsr_crosscheck_writes_the_report(vsr: Vsr, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text(vsr.servers.federation.tokens[federation.PROGRAMME_MIS])  # type: ignore[union-attr]
+    listing = tmp_path / "list.csv"
+    listing.write_text(
+        "beneficiary_no,national_id,given_name,surname,birth_date\n"
+        f"OAG-90000001,{known.AMINA['national_id']},,,\n"
+        f"OAG-L0002,{known.MARY['national_id']},,,\n"
+        "OAG-L0003,,Amina,Mwangi,1950-03-14\n"
+    )
+    env = {"KIUNGO_GATEWAY": vsr.gateway()["base_url"], "KIUNGO_CLIENT_TOKEN": None, "COLUMNS": "200"}
+    args = ["crosscheck", str(listing), "--programme", "old-age-grant", "--out", str(tmp_path / "report")]
+    result = CliRunner().invoke(cli.app, [*args, "--token-file", str(token)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "deceased" in result.stdout
+    document = json.loads((tmp_path / "report.json").read_text())
+    assert document["summary"]["flags"]["deceased"] == 1
+    assert document["summary"]["review"]["identity_ambiguous"] == 1
+    lines = list(csv.DictReader((tmp_path / "report.csv").read_text().splitlines()))
+    assert [line["beneficiary_no"] for line in lines] == ["OAG-90000001", "OAG-L0002", "OAG-L0003"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("beneficiary_no,nid\nX,1\n")
+    refused = CliRunner().invoke(
+        cli.app,
+        [
+            "crosscheck",
+            str(bad),
+            "--programme",
+            "old-age-grant",
+            "--out",
+            str(tmp_path / "r"),
+            "--token-file",
+            str(token),
+        ],
+        env=env,
+    )
+    assert refused.exit_code == 2
+    assert "unknown column(s) nid" in refused.output
