@@ -13,8 +13,10 @@ echoed in the response (the X-Road convention), and otherwise ignored.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
+import sqlite3
 from collections.abc import Callable
 from datetime import date
 from difflib import SequenceMatcher
@@ -26,9 +28,9 @@ from lxml import etree
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbox import phonetic
 from sandbox.agencydb import AgencyDb
@@ -50,10 +52,12 @@ OPERATIONS = (
     "GetDeathsSince",
     "GetPersonByRecordId",
     "ListResidents",
+    "GetBirthsSince",
 )
 
 SEARCH_DEFAULT, SEARCH_MAX = 10, 50
 DEATHS_DEFAULT, DEATHS_MAX = 100, 1000
+BIRTHS_DEFAULT, BIRTHS_MAX = 100, 1000
 RESIDENTS_DEFAULT, RESIDENTS_MAX = 100, 1000
 _CANDIDATES_PER_KEY = 1000
 
@@ -94,6 +98,32 @@ _DEATH_FIELDS = (
     ("deathDate", "death_date"),
     ("registeredOn", "death_registered_on"),
 )
+_BIRTH_FIELDS = (
+    ("recordId", "record_id"),
+    ("nationalId", "national_id"),
+    ("birthCertificateNo", "birth_cert_no"),
+    ("surname", "surname"),
+    ("givenName", "given_name"),
+    ("sex", "sex"),
+    ("birthDate", "birth_date"),
+    ("motherRecordId", "mother_record_id"),
+    ("motherNationalId", "mother_national_id"),
+    ("districtCode", "district_code"),
+    ("registeredOn", "registered_on"),
+)
+#: A birth is the record that registered a birth certificate: a later record carrying the same
+#: certificate (a duplicate registration) is not a second birth. Certificate holders were registered at
+#: birth, so `registered_on` is the birth's registration date.
+_BIRTHS_SINCE = """
+SELECT p.record_id, p.national_id, p.birth_cert_no, p.surname, p.given_name, p.sex, p.birth_date,
+       p.mother_record_id, m.national_id AS mother_national_id, p.district_code, p.registered_on
+FROM person p LEFT JOIN person m ON m.record_id = p.mother_record_id
+WHERE p.birth_cert_no IS NOT NULL AND p.registered_on >= ?
+  AND NOT EXISTS (SELECT 1 FROM person o WHERE o.birth_cert_no = p.birth_cert_no
+                  AND (o.registered_on < p.registered_on
+                       OR (o.registered_on = p.registered_on AND o.record_id < p.record_id)))
+ORDER BY p.registered_on, p.record_id LIMIT ? OFFSET ?
+"""
 #: When several records carry the same identifier (duplicates), the one with a registered death
 #: wins (a death is the fact a caller must not miss), then the oldest registration.
 _BY_NATIONAL_ID = (
@@ -445,6 +475,20 @@ def get_deaths_since(db: AgencyDb, args: Args, body: etree._Element) -> None:
     _text(out, "hasMore", len(rows) > limit)
 
 
+def get_births_since(db: AgencyDb, args: Args, body: etree._Element) -> None:
+    """Births registered on or after `since`, as GetDeathsSince lists deaths."""
+    since = _date(_required(args, "since"), "since")
+    offset = _int(args["offset"], "offset", 0, 10**9) if "offset" in args else 0
+    limit = _int(args["limit"], "limit", 1, BIRTHS_MAX) if "limit" in args else BIRTHS_DEFAULT
+    rows = db.all(_BIRTHS_SINCE, (since.isoformat(), limit + 1, offset))
+    out = etree.SubElement(body, _q("GetBirthsSinceResponse"))
+    for row in rows[:limit]:
+        birth = etree.SubElement(out, _q("birth"))
+        for xml_name, column in _BIRTH_FIELDS:
+            _text(birth, xml_name, row[column])
+    _text(out, "hasMore", len(rows) > limit)
+
+
 def list_residents(db: AgencyDb, args: Args, body: etree._Element) -> None:
     """The records whose current district is `districtCode`, by record id; duplicates are listed as they are."""
     district = _check(_required(args, "districtCode"), _DISTRICT, "districtCode")
@@ -472,6 +516,7 @@ _HANDLERS: dict[str, Callable[[AgencyDb, Args, etree._Element], None]] = {
     "GetDeathsSince": get_deaths_since,
     "GetPersonByRecordId": get_person_by_record_id,
     "ListResidents": list_residents,
+    "GetBirthsSince": get_births_since,
 }
 
 
@@ -491,6 +536,234 @@ def handle(db: AgencyDb, raw: bytes) -> tuple[int, bytes]:
         return 500, fault_envelope(SoapFault("Server", "the registry could not answer", "internal-error"), headers)
 
 
+# --- vital events registered while the registry runs ----------------------------------------------
+
+EVENTS_PATH = "/_sandbox/events"
+_MAX_EVENT_BODY = 4096
+_DEATH_KEYS = frozenset({"type", "national_id", "record_id", "death_date", "registered_on"})
+_BIRTH_KEYS = frozenset(
+    {
+        "type",
+        "mother_national_id",
+        "mother_record_id",
+        "given_name",
+        "second_name",
+        "surname",
+        "sex",
+        "birth_date",
+        "registered_on",
+    }
+)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_LAST_RECORD = 999_999_999
+
+
+class EventError(Exception):
+    """A registration refused: HTTP status (400 bad input, 404 unknown person, 409 conflict) and why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _event_date(doc: dict[str, Any], key: str, default: date) -> date:
+    value = doc.get(key)
+    if value is None:
+        return default
+    try:
+        if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise EventError(400, f"{key} must be a date (YYYY-MM-DD)") from None
+
+
+def _registered_on(doc: dict[str, Any], today: date) -> date:
+    """A registration may be back-dated (a late entry), never dated ahead of the registry's today."""
+    registered_on = _event_date(doc, "registered_on", today)
+    if registered_on > today:
+        raise EventError(400, "registered_on must not be after today")
+    return registered_on
+
+
+def _event_name(doc: dict[str, Any], key: str) -> str:
+    value = doc.get(key)
+    if not isinstance(value, str) or not value.strip() or len(value) > _MAX_NAME:
+        raise EventError(400, f"{key} must be a non-empty string of at most {_MAX_NAME} characters")
+    return value.strip()
+
+
+def _one_of(doc: dict[str, Any], what: str, by_id: str, by_record: str) -> tuple[str, str]:
+    """The SQL and value finding a person by national ID or by record id, exactly one of them given."""
+    given = [k for k in (by_id, by_record) if doc.get(k) is not None]
+    if len(given) != 1:
+        raise EventError(400, f"{what} needs exactly one of {by_id}, {by_record}")
+    value = doc[given[0]]
+    if given[0] == by_id:
+        if not isinstance(value, str) or not _NATIONAL_ID.fullmatch(value):
+            raise EventError(400, f"{by_id} must be a string of 10 digits")
+        return _BY_NATIONAL_ID, value
+    if not isinstance(value, str) or not _RECORD_ID.fullmatch(value):
+        raise EventError(400, f"{by_record} must be CRA and 9 digits")
+    return _BY_RECORD_ID, value
+
+
+def _find(conn: sqlite3.Connection, sql: str, value: str, key: str) -> Row:
+    row = conn.execute(sql, (value,)).fetchone()
+    if row is None:
+        raise EventError(404, f"no person with this {key}")
+    return row
+
+
+def _register_death(conn: sqlite3.Connection, doc: dict[str, Any], today: date) -> dict[str, Any]:
+    sql, value = _one_of(doc, "a death", "national_id", "record_id")
+    registered_on = _registered_on(doc, today)
+    death_date = _event_date(doc, "death_date", today)
+    if death_date > registered_on:
+        raise EventError(400, "death_date must not be after registered_on")
+    row = _find(conn, sql, value, "national_id" if sql == _BY_NATIONAL_ID else "record_id")
+    if row["death_date"] is not None:
+        raise EventError(409, "the death of this person is already registered")
+    if row["birth_date"] is not None and death_date.isoformat() < row["birth_date"]:
+        raise EventError(409, "death_date is before the person's birth date")
+    conn.execute(
+        "UPDATE person SET death_date = ?, death_registered_on = ? WHERE record_id = ?",
+        (death_date.isoformat(), registered_on.isoformat(), row["record_id"]),
+    )
+    return {"type": "death", "record_id": row["record_id"], "registered_on": registered_on.isoformat()}
+
+
+def _new_record_id(conn: sqlite3.Connection) -> str:
+    """Above the highest record id; should that be the last one, the highest free one below it."""
+    top = conn.execute("SELECT MAX(record_id) FROM person WHERE record_id GLOB 'CRA[0-9]*'").fetchone()[0]
+    number = int(top[3:]) + 1 if top else 1
+    if number <= _LAST_RECORD:
+        return f"CRA{number:09d}"
+    expected = _LAST_RECORD
+    for (record_id,) in conn.execute("SELECT record_id FROM person WHERE record_id GLOB 'CRA[0-9]*' ORDER BY 1 DESC"):
+        if int(record_id[3:]) < expected:
+            return f"CRA{expected:09d}"
+        expected = int(record_id[3:]) - 1
+    if expected < 0:
+        raise RuntimeError("no record id left")
+    return f"CRA{expected:09d}"
+
+
+def _new_birth_certificate(conn: sqlite3.Connection, district: str, year: int) -> str:
+    """The next serial of the district and year: `BC/{district}/{year}/{serial}`, serials from 000001."""
+    prefix = f"BC/{district}/{year}/"
+    rows = conn.execute(
+        "SELECT birth_cert_no FROM person WHERE birth_cert_no >= ? AND birth_cert_no < ?",
+        (prefix, prefix[:-1] + "0"),  # '0' follows '/': every number with this prefix, through the index
+    )
+    serials = [int(no[len(prefix) :]) for (no,) in rows if no[len(prefix) :].isdigit()]
+    return f"{prefix}{max(serials, default=0) + 1:06d}"
+
+
+def _relationship_of_child(mother: Row) -> str | None:
+    """Relative to the household head, as the registry records it: the head's (or spouse's) child, else other
+    (a grandchild, say); no household, no relationship."""
+    if mother["household_id"] is None:
+        return None
+    return "child" if mother["relationship"] in ("head", "spouse") else "other"
+
+
+def _register_birth(conn: sqlite3.Connection, doc: dict[str, Any], today: date) -> dict[str, Any]:
+    sql, value = _one_of(doc, "a birth", "mother_national_id", "mother_record_id")
+    given = _event_name(doc, "given_name")
+    surname = _event_name(doc, "surname")
+    second = _event_name(doc, "second_name") if doc.get("second_name") is not None else None
+    sex = doc.get("sex")
+    if sex not in ("M", "F"):
+        raise EventError(400, "sex must be M or F")
+    registered_on = _registered_on(doc, today)
+    birth_date = _event_date(doc, "birth_date", today)
+    if birth_date > registered_on:
+        raise EventError(400, "birth_date must not be after registered_on")
+    mother = _find(conn, sql, value, "mother_national_id" if sql == _BY_NATIONAL_ID else "mother_record_id")
+    if mother["sex"] != "F":
+        raise EventError(409, "the mother's record is not a woman's")
+    if mother["death_date"] is not None and mother["death_date"] < birth_date.isoformat():
+        raise EventError(409, "the mother's death is registered before birth_date")
+    record_id = _new_record_id(conn)
+    district = mother["district_code"]
+    row = {
+        "record_id": record_id,
+        "national_id": None,
+        "birth_cert_no": _new_birth_certificate(conn, district, birth_date.year),
+        "surname": surname,
+        "given_name": given,
+        "second_name": second,
+        "sex": sex,
+        "birth_date": birth_date.isoformat(),
+        "birth_year": birth_date.year,
+        "mother_name": f"{mother['given_name']} {mother['surname']}",
+        "mother_record_id": mother["record_id"],
+        "birth_district": district,
+        "district_code": district,
+        "village_code": mother["village_code"],
+        "household_id": mother["household_id"],
+        "relationship": _relationship_of_child(mother),
+        "death_date": None,
+        "death_registered_on": None,
+        "registered_on": registered_on.isoformat(),
+        "surname_key": phonetic.key(surname),
+        "given_key": phonetic.key(given),
+    }
+    columns = ", ".join(row)  # constant names: the dict above, never input
+    conn.execute(f"INSERT INTO person ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values()))  # noqa: S608
+    return {"type": "birth", "record_id": record_id, "registered_on": registered_on.isoformat()}
+
+
+def register_event(db: AgencyDb, raw: bytes, today: date | None = None) -> tuple[int, dict[str, Any]]:
+    """Register a death or a birth from a control request's body: HTTP status and JSON answer."""
+    try:
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            raise EventError(400, "body is not JSON") from None
+        if not isinstance(doc, dict):
+            raise EventError(400, "body must be a JSON object")
+        kind = doc.get("type")
+        if kind not in ("death", "birth"):
+            raise EventError(400, "type must be death or birth")
+        unknown = sorted(set(doc) - (_DEATH_KEYS if kind == "death" else _BIRTH_KEYS))
+        if unknown:
+            raise EventError(400, f"unknown fields for a {kind}: {', '.join(unknown)}")
+        register = _register_death if kind == "death" else _register_birth
+        with db.write() as conn:
+            return 201, register(conn, doc, today or date.today())
+    except EventError as exc:
+        return exc.status, {"error": exc.message}
+    except Exception as exc:
+        log.error("civreg could not register an event: %s", type(exc).__name__)
+        return 500, {"error": "the registry could not register the event"}
+
+
+class CivregControl(FaultInjection):
+    """Fault injection's control endpoints, plus `POST /_sandbox/events`: the registry records events as it runs."""
+
+    def __init__(self, app: ASGIApp, db: AgencyDb, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.db = db
+
+    async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] != EVENTS_PATH:
+            await super()._control(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            answer = JSONResponse({"error": "POST events here"}, status_code=405, headers={"Allow": "POST"})
+        else:
+            raw = await _read_body(Request(scope, receive), _MAX_EVENT_BODY)
+            if raw is None:
+                answer = JSONResponse({"error": "body too large"}, status_code=400)
+            else:
+                status, doc = await run_in_threadpool(register_event, self.db, raw)
+                answer = JSONResponse(doc, status_code=status)
+        await answer(scope, receive, send)
+
+
 # --- HTTP ---------------------------------------------------------------------------------------
 
 
@@ -507,16 +780,16 @@ def _is_wsdl_request(scope: Scope) -> bool:
     return any(p == b"wsdl" or p.startswith(b"wsdl=") for p in parts)
 
 
-async def _read_body(request: Request) -> bytes | None:
-    """The body, or None when it is larger than MAX_BODY (read no further)."""
+async def _read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
+    """The body, or None when it is larger than `limit` (read no further)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         return None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
@@ -554,4 +827,4 @@ def create_app(db: AgencyDb, base_url: str | None = None) -> FaultInjection:
         return Response(answer, status_code=status, media_type=XML_TYPE)
 
     app = Starlette(routes=[Route(PATH, civreg, methods=["GET", "POST"])])
-    return FaultInjection(app, error=INJECTED_ERROR, garbage=INJECTED_GARBAGE, exempt=_is_wsdl_request)
+    return CivregControl(app, db, error=INJECTED_ERROR, garbage=INJECTED_GARBAGE, exempt=_is_wsdl_request)

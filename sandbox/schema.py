@@ -59,6 +59,7 @@ CREATE INDEX person_national_id ON person(national_id);
 CREATE INDEX person_birth_cert ON person(birth_cert_no);
 CREATE INDEX person_household ON person(household_id);
 CREATE INDEX person_death_reg ON person(death_registered_on);
+CREATE INDEX person_birth_reg ON person(registered_on, record_id) WHERE birth_cert_no IS NOT NULL;
 CREATE INDEX person_surname_key ON person(surname_key, birth_year);
 CREATE INDEX person_given_key ON person(given_key, birth_year);
 """
@@ -142,6 +143,25 @@ CREATE TABLE beneficiary (
 CREATE INDEX beneficiary_national_id ON beneficiary(national_id);
 CREATE INDEX beneficiary_name ON beneficiary(surname, given_name);
 CREATE INDEX beneficiary_birth ON beneficiary(birth_date);
+CREATE INDEX beneficiary_caregiver ON beneficiary(caregiver_national_id);
+"""
+
+#: What the running MIS records as vital-event notifications arrive. Not generated: the MIS creates these
+#: tables when it starts (hence IF NOT EXISTS), so a country generated before them still serves.
+MSP_EVENTS_DDL = """
+CREATE TABLE IF NOT EXISTS notification (
+    event_id TEXT PRIMARY KEY,           -- the notifier's reference_id, e.g. 'death:CRA000123456'
+    event_type TEXT NOT NULL,            -- 'death' or 'birth'
+    received_at TEXT NOT NULL,           -- UTC, ISO 8601
+    transaction_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS beneficiary_flag (
+    beneficiary_no TEXT NOT NULL,
+    flag TEXT NOT NULL,                  -- 'deceased-notified', 'caregiver-deceased-notified'
+    event_id TEXT NOT NULL,
+    noted_on TEXT NOT NULL,
+    PRIMARY KEY (beneficiary_no, flag, event_id)
+);
 """
 
 #: The ground truth: who everyone really is, and which agency records are the same person.
@@ -199,6 +219,21 @@ def create(path: Path, ddl: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path)
     conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
     conn.executescript(ddl)
+    return conn
+
+
+def open_writable(path: Path) -> sqlite3.Connection:
+    """Open an agency database for the few writes a running system makes (events, notifications).
+
+    Autocommit (`isolation_level=None`): the caller opens its own short transaction. The timeout lets a
+    write wait for readers to finish their statement, and readers for the write to commit.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"no database at {path}; run `kiungo sandbox generate` first")
+    conn = sqlite3.connect(
+        f"file:{path}?mode=rw", uri=True, check_same_thread=False, timeout=10.0, isolation_level=None
+    )
+    conn.row_factory = sqlite3.Row
     return conn
 
 
