@@ -26,6 +26,7 @@ import certs
 from consent import ConsentError, ConsentNotFound, ConsentRecord, ConsentStore
 from gateway import errors, rest, soap, tls
 from gateway.errors import ConfigError, GatewayError
+from gateway.events import DeliveryNotFound, EventsError, EventService
 from gateway.exchangelog import LogError, SignedTreeHead
 from gateway.identifiers import ClientId, IdentifierError, ServiceId
 from gateway.node import Node
@@ -39,6 +40,9 @@ _SOAP_BODY: dict[str, Any] = {
         "content": {"text/xml": {"schema": {"type": "string", "description": "SOAP 1.1 envelope with X-Road headers"}}},
     }
 }
+
+PageLimit = Annotated[int, Query(ge=1, le=1000)]
+PageOffset = Annotated[int, Query(ge=0)]
 
 
 def create_app(settings: NodeSettings) -> FastAPI:
@@ -141,6 +145,7 @@ def create_app(settings: NodeSettings) -> FastAPI:
 
     _consent_routes(app, node, operator)
     _log_routes(app, node, operator)
+    _events_routes(app, node, operator)
 
     @app.get(
         "/api/operator/monitoring", tags=["operations"], summary="Operational monitoring records", dependencies=operator
@@ -361,6 +366,48 @@ def _log_routes(app: FastAPI, node: Node, operator: list[Any]) -> None:
             offset=body.offset,
         )
         return JSONResponse({"records": [{"index": i, **r.to_dict()} for i, r in rows]})
+
+
+def _events_routes(app: FastAPI, node: Node, operator: list[Any]) -> None:
+    """The event service's subscriptions and dead letters, for the operator (404 where it is not hosted)."""
+    tags: list[str | Enum] = ["events"]
+
+    def hosted() -> EventService:
+        if node.events is None:
+            raise GatewayError(errors.UNKNOWN_SERVICE, "this node hosts no event service")
+        return node.events
+
+    service = Depends(hosted)
+
+    @app.get("/api/operator/events/subscriptions", tags=tags, summary="Every subscription", dependencies=operator)
+    def subscriptions(events: EventService = service, limit: PageLimit = 100, offset: PageOffset = 0) -> Response:
+        return JSONResponse({"subscriptions": events.subscriptions(limit=limit, offset=offset)})
+
+    @app.get("/api/operator/events/dead-letters", tags=tags, summary="Deliveries given up on", dependencies=operator)
+    def dead_letters(events: EventService = service, limit: PageLimit = 100, offset: PageOffset = 0) -> Response:
+        return JSONResponse({"dead_letters": [d.as_dict() for d in events.dead_letters(limit=limit, offset=offset)]})
+
+    @app.post(
+        "/api/operator/events/dead-letters/replay",
+        tags=tags,
+        summary="Send every dead letter again",
+        dependencies=operator,
+    )
+    def replay_all(events: EventService = service) -> Response:
+        return JSONResponse({"replayed": events.replay_all()})
+
+    @app.post(
+        "/api/operator/events/dead-letters/{delivery_id}/replay",
+        tags=tags,
+        summary="Send one dead letter again (its attempts start anew)",
+        dependencies=operator,
+    )
+    def replay(delivery_id: str, events: EventService = service) -> Response:
+        try:
+            return JSONResponse(events.replay(delivery_id).as_dict())
+        except EventsError as exc:
+            kind = errors.UNKNOWN_SERVICE if isinstance(exc, DeliveryNotFound) else errors.INTERNAL_ERROR
+            raise GatewayError(kind, str(exc)) from None
 
 
 def create_peer_app(node: Node) -> Starlette:

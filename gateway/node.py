@@ -17,6 +17,7 @@ from gateway.catalog import Catalog
 from gateway.endpoints import EndpointCache
 from gateway.enforcement import Enforcement, load_decision_point
 from gateway.errors import ConfigError
+from gateway.events import EventsError, EventService, create_events_app
 from gateway.exchange import Pipeline
 from gateway.exchangelog import ExchangeLog, LogError
 from gateway.federation import Federation
@@ -49,6 +50,7 @@ class Node:
             raise ConfigError(f"systems: {exc}") from None
         self.loopback = Loopback()
         self.vsr: VsrService | None = self._host_vsr(settings) if settings.vsr is not None else None
+        self.events: EventService | None = self._host_events(settings) if settings.events is not None else None
         try:
             self.secret = node_secret(settings.subject_secret_file or settings.data_dir / "subject.secret")
         except (OSError, ValueError) as exc:
@@ -86,6 +88,21 @@ class Node:
         )
         self.connectors[settings.vsr.system] = connector
         return vsr
+
+    def _host_events(self, settings: NodeSettings) -> EventService:
+        """The civil registry's event service in this process, hosted like the virtual registry."""
+        assert settings.events is not None
+        try:
+            events = EventService(settings.events, settings.data_dir, httpx.ASGITransport(app=self.loopback))
+        except EventsError as exc:
+            raise ConfigError(f"events: {exc}") from None
+        connector = RestConnector(
+            settings.events.system,
+            RestSettings(base_url="http://events.local", timeout=settings.server.provider_timeout, retries=0),
+            transport=httpx.ASGITransport(app=create_events_app(events)),
+        )
+        self.connectors[settings.events.system] = connector
+        return events
 
     def _open_log(self, settings: NodeSettings) -> ExchangeLog:
         url = settings.log.url or f"sqlite:///{settings.data_dir / 'log.sqlite'}"
@@ -138,12 +155,16 @@ class Node:
             self.federation.start()
         if self.vsr is not None:
             self.vsr.start()
+        if self.events is not None:
+            self.events.start()
         if self.log.signer is not None:
             self._signing = asyncio.get_running_loop().create_task(self._sign_tree_heads(), name="log-signing")
 
     async def aclose(self) -> None:
         if self.vsr is not None:
             await self.vsr.aclose()
+        if self.events is not None:
+            await self.events.aclose()
         if self._signing is not None:
             self._signing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

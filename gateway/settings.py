@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -197,6 +198,50 @@ class VsrSettings(_Strict):
     sources: VsrSourceSettings = VsrSourceSettings()
 
 
+class EventsSettings(_Strict):
+    """The civil registry's event service (DCI subscribe/notify), hosted on this node as the system `system`."""
+
+    client: str = Field(description="the service's client subsystem here, e.g. ZZ/GOV/CRA/events (in [clients])")
+    token_file: Path = Field(description="file holding the service's client token (its sha256 is in [clients])")
+    system: str = Field("events", description="the system name the subscription service points at")
+    source: str = Field("ZZ/GOV/CRA/civreg", description="subsystem with GetDeathsSince and GetBirthsSince")
+    source_namespace: str = Field("urn:zz:cra:civreg:1", description="XML namespace of those operations")
+    purpose: str = Field("vital-event-notification", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+    poll_seconds: float = Field(5.0, gt=0, le=86400, description="how often the civil registry is asked")
+    since: str | None = Field(None, description="ISO date to read events from; default the day the store was made")
+    max_attempts: int = Field(8, ge=1, le=100, description="attempts before a delivery is a dead letter")
+    retry_base_seconds: float = Field(1.0, gt=0, le=3600, description="retry after min(base * 2**attempts, max)")
+    retry_max_seconds: float = Field(300.0, gt=0, le=86400)
+    exchange_timeout: float = Field(30.0, gt=0, le=600, description="seconds each poll or delivery may take")
+    url: str | None = Field(None, description="sqlite:///PATH or postgresql://...; default DATA_DIR/events.sqlite")
+    deliver_concurrency: int = Field(4, ge=1, le=256, description="deliveries in flight at once")
+
+    @field_validator("since")
+    @classmethod
+    def _date(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                date.fromisoformat(v)
+            except ValueError:
+                raise ValueError("must be an ISO date, e.g. 2026-01-31") from None
+        return v
+
+    @field_validator("source")
+    @classmethod
+    def _subsystem(cls, v: str) -> str:
+        try:
+            ClientId.parse(v, require_subsystem=True)
+        except IdentifierError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _retries(self) -> EventsSettings:
+        if self.retry_max_seconds < self.retry_base_seconds:
+            raise ValueError("retry_max_seconds must be at least retry_base_seconds")
+        return self
+
+
 class OperatorSettings(_Strict):
     token_sha256: str | None = Field(None, description="SHA-256 (hex) of the operator API token")
 
@@ -224,6 +269,7 @@ class NodeSettings(BaseSettings):
     systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
     services: dict[str, ServiceSettings] = Field(default_factory=dict)
     vsr: VsrSettings | None = None
+    events: EventsSettings | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -251,6 +297,7 @@ class NodeSettings(BaseSettings):
             problems += _id_problems(f"clients.{key}", key, self.instance, subsystem=True)
         for key in self.subsystems:
             problems += _id_problems(f"subsystems.{key}", key, self.instance, subsystem=True)
+        hosted = {part.system for part in (self.vsr, self.events) if part is not None}  # systems in process
         for key, service in self.services.items():
             where = f"services.{key}"
             try:
@@ -262,7 +309,7 @@ class NodeSettings(BaseSettings):
                 problems.append(f"{where}: instance {sid.provider.instance} is not this node's ({self.instance})")
             if str(sid.provider) not in self.subsystems:
                 problems.append(f"{where}: subsystem {sid.provider} is not listed in [subsystems]")
-            if service.system not in self.systems and not (self.vsr and service.system == self.vsr.system):
+            if service.system not in self.systems and service.system not in hosted:
                 problems.append(f"{where}: system {service.system!r} is not defined in [systems]")
             if service.type == "soap" and not service.operation:
                 problems.append(f"{where}: a SOAP service needs `operation`")
@@ -276,6 +323,8 @@ class NodeSettings(BaseSettings):
                 problems.append(f'systems.{name}: needs `connector` (e.g. "rest" or "soap")')
         if self.vsr is not None and self.vsr.client not in self.clients:
             problems.append(f"vsr.client: {self.vsr.client} is not listed in [clients]")
+        if self.events is not None and self.events.client not in self.clients:
+            problems.append(f"events.client: {self.events.client} is not listed in [clients]")
         if problems:
             raise ValueError("\n  - ".join(problems))
         return self

@@ -32,6 +32,7 @@ RESEARCH = f"{INSTANCE}/GOV/MSP/research"
 PORTAL = f"{INSTANCE}/GOV/MSP/citizen-portal"
 TAX_CLIENT = f"{INSTANCE}/GOV/TAX/taxreg"
 VSR = f"{INSTANCE}/GOV/MSP/vsr"
+EVENTS = f"{INSTANCE}/GOV/CRA/events"
 PROGRAMMES = Path(__file__).with_name("programmes")
 AGREEMENTS = Path(__file__).with_name("agreements")
 RESEARCH_PURPOSE = "poverty-research-2026"
@@ -50,6 +51,7 @@ SUBSYSTEMS: tuple[tuple[str, str, str], ...] = (
     (f"{INSTANCE}/GOV/SSF/contributions", "Contributions and pensions", "ssf"),
     (f"{INSTANCE}/GOV/MSP/programme-mis", "Programme MIS", "msp"),
     (VSR, "Virtual social registry", "msp"),
+    (EVENTS, "Vital event notifications", "cra"),
 )
 #: REST services: (subsystem id, service code, agency system, what it answers).
 REST_SERVICES: tuple[tuple[str, str, str, str], ...] = (
@@ -64,6 +66,7 @@ CLIENTS: tuple[tuple[str, str, str], ...] = (
     (RESEARCH, "Poverty research unit of the Ministry of Social Protection", "msp"),
     (PORTAL, "Citizen portal: who used my data?", "msp"),
     (VSR, "Virtual social registry (asking the agencies)", "msp"),
+    (EVENTS, "Vital event service of the civil registry (polling it, notifying subscribers)", "cra"),
 )
 #: The virtual registry's REST services: (service code, base path, where the subject's ID sits, what it answers).
 VSR_SERVICES: tuple[tuple[str, str, list[str], str], ...] = (
@@ -98,6 +101,7 @@ READ_OPERATIONS = (
     "GetDeathsSince",
     "GetPersonByRecordId",
     "ListResidents",
+    "GetBirthsSince",
 )
 
 
@@ -140,7 +144,26 @@ def services_of(systems: Mapping[str, Any], agencies: Iterable[str]) -> dict[str
                 "subject": SUBJECTS["cra"],
                 "description": f"Civil registry: {operation}",
             }
+    if "cra" in chosen:
+        services[f"{EVENTS}/subscriptions"] = {
+            "system": "events",
+            "type": "rest",
+            "operation": "/registry",
+            "openapi": "/openapi.json",
+            "allow": [PROGRAMME_MIS],
+            "subject": [],
+            "description": "Subscriptions to registered deaths and births (DCI subscribe/unsubscribe)",
+        }
     if "msp" in chosen:
+        services[f"{PROGRAMME_MIS}/notifications"] = {
+            "system": "msp",
+            "type": "rest",
+            "operation": "/v1/notifications",
+            "openapi": "/openapi.json",
+            "allow": [EVENTS],
+            "subject": [],
+            "description": "Vital event notifications from the civil registry (DCI notify)",
+        }
         for code, base, subject, description in VSR_SERVICES:
             services[f"{VSR}/{code}"] = {
                 "system": "vsr",
@@ -193,6 +216,12 @@ def node_config(
         token_file.write_text(tokens[VSR])
         token_file.chmod(0o600)
         extra["vsr"] = {"client": VSR, "token_file": str(token_file), "rules": [str(PROGRAMMES)], **(vsr or {})}
+    if "cra" in chosen:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        events_token = data_dir / "events.token"
+        events_token.write_text(tokens[EVENTS])
+        events_token.chmod(0o600)
+        extra["events"] = {"client": EVENTS, "token_file": str(events_token), "poll_seconds": 0.5}
     return extra | {
         "instance": INSTANCE,
         "name": name,

@@ -16,6 +16,12 @@ Where the registry core bundle (spdci/standards at b4816e1) is defective we foll
   `UnSubscribeResponse` requires `timestamp` but defines `timesatmp`: we send `timestamp`.
 - `NotifyEventRequest` types `reg_records` as one object; like the social registry bundle (and the
   virtual registry) we send an array, here of one record.
+- `RegistryQueries` (the filter) is a oneOf whose two object branches accept any object, so no object
+  validates: we read `{"district": ...}` and `{}` all the same, and show a subscription's filter back
+  in the one form that validates, a predicate list (`[]` for every event).
+- The header's reason-code enum has no code for an unreadable message; its `Error` object has
+  `err.request.bad` (and `err.sender_id.invalid`, `err.encryption.invalid`): we put those in the
+  rejecting header all the same, as the virtual registry does.
 - `RegistryEventType` values are left to the implementation: we accept `death` and `birth`, the
   spdci-common form (`spdci-common:RegistryEventType:Death`, `...:LiveBirth`), DCI's vital events
   (`live_birth`) and MOSIP's (`DEATH_REGISTERED`, `BIRTH_REGISTERED`).
@@ -230,9 +236,7 @@ def _envelope(envelope: object, action: str) -> tuple[Mapping[str, Any], Mapping
 def _transaction_id(message: Mapping[str, Any]) -> str:
     tid = message.get("transaction_id")
     if not isinstance(tid, str) or not tid or len(tid) > _MAX_TRANSACTION_ID:
-        raise DciError(
-            ERR_REQUEST, f"message.transaction_id must be text of 1 to {_MAX_TRANSACTION_ID} characters"
-        )
+        raise DciError(ERR_REQUEST, f"message.transaction_id must be text of 1 to {_MAX_TRANSACTION_ID} characters")
     return tid
 
 
@@ -267,9 +271,7 @@ def _subscribe_item(raw: Mapping[str, Any], subscriber: str) -> Criteria:
         raise DciError(RJCT_NOTIFY_DETAILS, f"filter_type must be one of {', '.join(_QUERY_TYPES)}")
     districts = _districts(criteria.get("filter"))
     if districts and kind == "death":
-        raise DciError(
-            RJCT_NOTIFY_DETAILS, "death records carry no district: subscribe to deaths without a filter"
-        )
+        raise DciError(RJCT_NOTIFY_DETAILS, "death records carry no district: subscribe to deaths without a filter")
     service, path = _callback(criteria.get("callback"), subscriber)
     return Criteria(kind, districts, service, path)
 
@@ -357,10 +359,20 @@ def accepted(reference_id: str, subscription: Subscription) -> ItemResult:
 
 
 def filter_view(districts: Sequence[str]) -> dict[str, Any]:
-    """A subscription's filter as it is shown back: `{}` (everything) or `{"district": ...}`."""
+    """A subscription's filter in our plain form: `{}` (everything) or `{"district": ...}`."""
     if not districts:
         return {}
     return {"district": districts[0] if len(districts) == 1 else list(districts)}
+
+
+def filter_predicate(districts: Sequence[str]) -> list[dict[str, Any]]:
+    """A subscription's filter in DCI's predicate form: `[]` (everything) or one expression on the district."""
+    if not districts:
+        return []
+    operator, value = ("eq", districts[0]) if len(districts) == 1 else ("in", list(districts))
+    return [
+        {"seq_num": 1, "expression1": {"attribute_name": "district", "operator": operator, "attribute_value": value}}
+    ]
 
 
 def subscription_info(sub: Subscription) -> dict[str, Any]:
@@ -369,7 +381,8 @@ def subscription_info(sub: Subscription) -> dict[str, Any]:
         "version": VERSION,
         "reg_type": REG_TYPE,
         "reg_event_type": sub.event_type,
-        "filter": filter_view(sub.districts),
+        "filter_type": "predicate",
+        "filter": filter_predicate(sub.districts),
         "notify_record_type": RECORD_TYPE,
         "callback": {"service": sub.callback_service, "path": sub.callback_path},
     }
@@ -381,6 +394,7 @@ def subscription_info(sub: Subscription) -> dict[str, Any]:
         "version": VERSION,
         "reg_type": REG_TYPE,
         "reg_event_type": sub.event_type,
+        "filter_type": "predicate",
         "filter": criteria["filter"],
         "notify_record_type": RECORD_TYPE,
         "subscribe_criteria": criteria,
@@ -390,7 +404,7 @@ def subscription_info(sub: Subscription) -> dict[str, Any]:
 def subscribe_response(
     request: SubscribeRequest, results: Sequence[ItemResult], *, sender_id: str, now: dt.datetime | None = None
 ) -> dict[str, Any]:
-    """The answer to a subscribe message, one entry per item, in the order the items came."""
+    """The answer to a subscribe message, one entry per item: those refused on reading first, then the rest."""
     when = _iso(now)
     order = {item.reference_id: i for i, item in enumerate(request.items)}
     answers = sorted(results, key=lambda r: order.get(r.reference_id, -1))

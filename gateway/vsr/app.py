@@ -216,9 +216,7 @@ def create_vsr_app(service: VsrService) -> FastAPI:
         job_id: str,
         after: Annotated[int, Query(ge=0, description="the last `seq` already read")] = 0,
         follow: Annotated[bool, Query(description="keep the stream open until the job ends")] = False,
-        limit: Annotated[
-            int, Query(ge=1, le=1000, description="at most this many results (without follow)")
-        ] = 1000,
+        limit: Annotated[int, Query(ge=1, le=1000, description="at most this many results (without follow)")] = 1000,
     ) -> Response:
         service.job(job_id, context(request))
         page = service.jobs.results(job_id, after=after, limit=limit)  # unknown job, bad cursor: refused now
