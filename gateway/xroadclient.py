@@ -155,6 +155,8 @@ class XRoadClient:
             return Answer(service, 404, None, provenance)
         if response.status_code >= 400:
             raise self.failure(service, f"HTTP{response.status_code}", "the provider refused or failed")
+        if not response.content.strip():  # 204, or an empty 2xx: an answer with nothing to read
+            return Answer(service, response.status_code, None, provenance)
         try:
             data = response.json()
         except ValueError:
