@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors import ConnectorError, Param, Router
-from sandbox import demo_registry, federation
+from sandbox import demo_events, demo_registry, federation
 from sandbox.generator import generate
 from sandbox.schema import TRUTH_FILE
 from sandbox.servers import SandboxServers
@@ -270,7 +270,10 @@ def run(people: int = 3000, seed: int = 7, workdir: Path | None = None) -> None:
                 )
                 console.rule("[bold]4. The virtual social registry: old-age grant applicants, decided on the fly")
                 applicant = demo_registry.tell(console, http, servers, country)
-                console.rule("[bold]5. The data protection officers: verify the logs, answer a citizen")
+                console.rule("[bold]5. Keeping the lists right: a cross-check, and a death as it is registered")
+                demo_events.crosscheck(console, http, gateway, country)
+                demo_events.death_notification(console, http, servers, country)
+                console.rule("[bold]6. The data protection officers: verify the logs, answer a citizen")
                 auth = {"Authorization": f"Bearer {gateway['operator_token']}"}
                 for member, gw in fed["gateways"].items():
                     head = http.post(gw["base_url"] + "/api/log/tree-heads", headers=auth).json()
