@@ -76,6 +76,7 @@ class Exchange:
     decision: str | None = None  # the policy decision's reason code
     consent_record: str | None = None
     subject_hash: str | None = None  # keyed hash of the data subject's id; the id itself is never kept
+    subject_hashes: list[str] | None = None  # all of them, when the exchange concerns several (a batch)
     lawful_basis: str | None = None  # the agreement's (authoritative), else what the client declared
     request_digest: str | None = None
     response_digest: str | None = None
@@ -120,6 +121,7 @@ class Exchange:
             method=self.method,
             path_template=self.path_template,
             issue=self.issue,
+            subject_hashes=self.subject_hashes,
         )
 
     def record(self, error: GatewayError | None) -> OperationalRecord:

@@ -18,7 +18,7 @@ from gateway.endpoints import EndpointCache
 from gateway.enforcement import Enforcement, load_decision_point
 from gateway.errors import ConfigError
 from gateway.events import EventsError, EventService, create_events_app
-from gateway.exchange import Pipeline
+from gateway.exchange import Exchange, Pipeline
 from gateway.exchangelog import ExchangeLog, LogError
 from gateway.federation import Federation
 from gateway.metaservices import Metaservices
@@ -145,6 +145,12 @@ class Node:
         except certs.CertsError as exc:
             raise ConfigError(f"consent.receipt_key: {exc}") from None
         return store, ReceiptSigner(key, controller), controller
+
+    def mark_subjects(self, ex: Exchange, subjects: list[str]) -> None:
+        """Whose data the exchange concerns, as keyed hashes: the first, and all of them for a batch."""
+        hashes = [self.subject_hash(s) for s in subjects]
+        ex.subject_hash = hashes[0] if hashes else None
+        ex.subject_hashes = hashes if len(hashes) > 1 else None
 
     def subject_hash(self, subject_id: str) -> str:
         """The keyed hash by which logs find one person's exchanges without holding her identifier."""

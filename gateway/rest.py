@@ -225,9 +225,11 @@ async def _provide(
     """Decide by the agreements (and consent), call the agency system, cut the answer to the agreed fields."""
     assert ex.service is not None
     decision = node.enforcement.decide(ex, service, ex.method, call.service_path or "/")
-    subject = service.subjects.rest(call.service_path, call.query, body)
-    ex.subject_hash = node.subject_hash(subject) if subject else None
-    node.enforcement.check_consent(ex, decision, subject)
+    subjects = service.subjects.rest_all(call.service_path, call.query, body)
+    node.mark_subjects(ex, subjects)
+    named: list[str | None] = [*subjects] or [None]
+    for subject in named:  # a batch needs every subject's consent (where consent is the basis)
+        node.enforcement.check_consent(ex, decision, subject)
     ex.path_template = node.meta.path_template(service, ex.method or "GET", call.service_path or "/")
     headers = dict(headers)
     headers["x-road-request-id"] = ex.request_id
@@ -288,8 +290,7 @@ async def _forward(request: Request, ex: Exchange, call: RestCall, node: Node) -
     body = await read_body(request, node.settings.server.max_body_bytes)
     ex.received(body)
     finder = peer.finder(provider.subsystem or "", ex.service.code)
-    subject = finder.rest(call.service_path, call.query, body) if finder else None
-    ex.subject_hash = node.subject_hash(subject) if subject else None
+    node.mark_subjects(ex, finder.rest_all(call.service_path, call.query, body) if finder else [])
     headers = forwardable(request, ex)
     request_hash = rest_request_hash(request.method, call.target, xroad_headers(headers), body)
     signed_at = now_ms()

@@ -297,9 +297,11 @@ async def _provide(
 ) -> tuple[bytes, int]:
     """Decide by the agreements (and consent), call the system, echo the X-Road headers, cut to agreed fields."""
     decision = node.enforcement.decide(ex, service, None, None)
-    subject = service.subjects.soap(msg.body_element)
-    ex.subject_hash = node.subject_hash(subject) if subject else None
-    node.enforcement.check_consent(ex, decision, subject)
+    subjects = service.subjects.soap_all(msg.body_element)
+    node.mark_subjects(ex, subjects)
+    named: list[str | None] = [*subjects] or [None]
+    for subject in named:  # a batch needs every subject's consent (where consent is the basis)
+        node.enforcement.check_consent(ex, decision, subject)
     forwarded = ServiceRequest(
         operation=service.operation,
         method="POST",
@@ -332,8 +334,7 @@ async def _forward(request: Request, ex: Exchange, msg: SoapMessage, data: bytes
     assert ex.service is not None
     provider = ex.service.provider
     finder = peer.finder(provider.subsystem or "", ex.service.code)
-    subject = finder.soap(msg.body_element) if finder else None
-    ex.subject_hash = node.subject_hash(subject) if subject else None
+    node.mark_subjects(ex, finder.soap_all(msg.body_element) if finder else [])
     request_hash = soap_request_hash(data)
     signed_at = now_ms()
     headers = {

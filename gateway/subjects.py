@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote
 from lxml import etree
 
 MAX_SUBJECT = 64
+MAX_SUBJECTS = 1000  # subjects of one exchange that the log indexes (a batch look-up names up to 100)
 
 
 @dataclass(frozen=True)
@@ -42,32 +43,51 @@ class Locator:
 
 
 class SubjectFinder:
+    """Whose data: the first locator that finds anyone gives every subject it finds (a batch names many)."""
+
     def __init__(self, locators: Sequence[str]) -> None:
         self.locators = [Locator.parse(text) for text in locators]
 
     def rest(self, path: str, query: str, body: bytes) -> str | None:
+        found = self.rest_all(path, query, body)
+        return found[0] if found else None
+
+    def rest_all(self, path: str, query: str, body: bytes) -> list[str]:
         for loc in self.locators:
-            found: str | None = None
+            found: list[str] = []
             if loc.kind == "path" and loc.pattern is not None:
                 match = loc.pattern.match(path)
-                found = unquote(match.group("subject")) if match else None
+                found = [unquote(match.group("subject"))] if match else []
             elif loc.kind == "query":
-                values = parse_qs(query).get(loc.where)
-                found = values[0] if values else None
+                found = parse_qs(query).get(loc.where, [])
             elif loc.kind == "json" and body:
-                found = _json_path(body, loc.where)
-            if found:
-                return _clean(found)
-        return None
+                one = _json_path(body, loc.where)
+                found = [one] if one else []
+            cleaned = [c for c in (_clean(f) for f in found) if c]
+            if cleaned:
+                return list(dict.fromkeys(cleaned))[:MAX_SUBJECTS]
+        return []
 
     def soap(self, body_element: etree._Element) -> str | None:
+        found = self.soap_all(body_element)
+        return found[0] if found else None
+
+    def soap_all(self, body_element: etree._Element) -> list[str]:
         for loc in self.locators:
             if loc.kind != "xml":
                 continue
-            for element in body_element.iter():
-                if etree.QName(element).localname == loc.where and element.text and element.text.strip():
-                    return _clean(element.text)
-        return None
+            found = [
+                c
+                for c in (
+                    _clean(e.text)
+                    for e in body_element.iter()
+                    if etree.QName(e).localname == loc.where and e.text and e.text.strip()
+                )
+                if c
+            ]
+            if found:
+                return list(dict.fromkeys(found))[:MAX_SUBJECTS]
+        return []
 
 
 def _json_path(body: bytes, path: str) -> str | None:

@@ -235,6 +235,7 @@ def archive_prefix(log: ExchangeLog, before_ms: int, path: Path) -> int:
     with log.engine.begin() as conn:
         conn.execute(store.records.delete().where(store.records.c.idx < end))
         conn.execute(store.bodies.delete().where(store.bodies.c.idx < end))
+        conn.execute(store.subjects.delete().where(store.subjects.c.idx < end))
         store.set_meta(conn, "archived_before", value=end)
         conn.execute(
             store.archives.insert().values(

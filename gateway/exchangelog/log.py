@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Connection, Engine, select, tuple_
+from sqlalchemy import Connection, Engine, or_, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.exchangelog import store
@@ -175,6 +175,8 @@ class ExchangeLog:
                     created = frontier.push(leaf)
                     cur.execute(sql["record"], (index, text))
                     cur.executemany(sql["node"], created)
+                    if record.subject_hashes:
+                        cur.executemany(sql["subject"], [(h, index) for h in dict.fromkeys(record.subject_hashes)])
                     if self._cipher is not None:
                         for kind, body in (("request", request_body), ("response", response_body)):
                             if body is not None:
@@ -354,8 +356,10 @@ class ExchangeLog:
         """Records matching every given filter, oldest first; `until_ms` is exclusive."""
         d = self._dialect
         q = select(store.records.c.idx, store.records.c.content)
+        if subject_hash is not None:
+            among = select(store.subjects.c.idx).where(store.subjects.c.subject_hash == subject_hash)
+            q = q.where(or_(store.field(d, "subject_hash") == subject_hash, store.records.c.idx.in_(among)))
         for name, value in (
-            ("subject_hash", subject_hash),
             ("client", client),
             ("service", service),
             ("purpose", purpose),

@@ -45,6 +45,7 @@ class LogRecord:
     method: str | None = None
     path_template: str | None = None
     issue: str | None = None  # X-Road-Issue: e.g. the registry query that caused this exchange
+    subject_hashes: list[str] | None = None  # every subject of a batch look-up (subject_hash is the first)
 
     def canonical(self) -> bytes:
         """Sorted keys, no whitespace, UTF-8: the same record always hashes to the same leaf.
@@ -78,7 +79,7 @@ class LogRecord:
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(LogRecord))
 #: Fields added since the first record format: optional, and absent from the canonical form while empty.
-ADDED_FIELDS: tuple[str, ...] = ("issue",)
+ADDED_FIELDS: tuple[str, ...] = ("issue", "subject_hashes")
 
 
 def canonical_json(data: dict[str, Any]) -> bytes:

@@ -68,6 +68,16 @@ tree_heads = Table(
     Column("tsa_error", Text, nullable=True),
 )
 
+#: Every data subject of an exchange that concerned several (a batch look-up), for search by subject.
+#: Derived from the records' content (their `subject_hashes`), so it is an index, not evidence.
+subjects = Table(
+    "log_subject",
+    metadata,
+    Column("subject_hash", String(64), primary_key=True),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)
+
 bodies = Table(
     "log_body",
     metadata,
@@ -186,5 +196,6 @@ def append_sql(dialect: str) -> dict[str, str]:
         "record": f"INSERT INTO log_record (idx, content) VALUES ({p}, {p})",  # noqa: S608
         "node": f"INSERT INTO log_node (level, idx, hash) VALUES ({p}, {p}, {p})",  # noqa: S608
         "body": f"INSERT INTO log_body (idx, kind, ciphertext) VALUES ({p}, {p}, {p})",  # noqa: S608
+        "subject": f"INSERT INTO log_subject (subject_hash, idx) VALUES ({p}, {p})",  # noqa: S608
         "node_get": f"SELECT hash FROM log_node WHERE level = {p} AND idx = {p}",  # noqa: S608
     }

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.exchangelog import ExchangeLog, LogError, LoggingFailed, TamperError, merkle
+from gateway.exchangelog.record import LogRecord
 from gateway.exchangelog.treehead import sign_payload
 from tests.gateway.exchangelog.conftest import NODE, make_record
 from tests.gateway.exchangelog.test_merkle import ref_mth, ref_path, ref_subproof
@@ -268,3 +269,23 @@ def test_archive_keeps_the_log_verifiable(log: ExchangeLog, tmp_path: Path) -> N
     assert report.archived == 10
     assert verify_bundle(tmp_path / "archive-1.zip").ok
     assert log.archive(T0 + 10 * 1000, tmp_path / "again.zip") == 0
+
+
+def test_a_batch_exchange_is_found_by_each_of_its_subjects(log: ExchangeLog) -> None:
+    log.append(make_record(0, subject_hash="a" * 64))
+    batch = make_record(1, subject_hash="b" * 64, subject_hashes=["b" * 64, "c" * 64, "d" * 64])
+    index = log.append(batch)
+    for subject in ("b", "c", "d"):
+        assert [i for i, _ in log.search(subject_hash=subject * 64)] == [index]
+    assert [i for i, _ in log.search(subject_hash="a" * 64)] == [0]
+    assert log.search(subject_hash="e" * 64) == []
+    assert log.verify().ok
+
+
+def test_records_without_the_later_fields_keep_their_leaves() -> None:
+    old = make_record(3)
+    data = old.to_dict()
+    assert "issue" not in data
+    assert "subject_hashes" not in data
+    assert LogRecord.from_dict(data) == old
+    assert b"subject_hashes" not in old.canonical()
