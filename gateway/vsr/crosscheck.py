@@ -19,6 +19,8 @@ from gateway.vsr.eligibility import Programme
 from gateway.vsr.registry import Answer
 
 PURPOSE = "beneficiary-list-maintenance"
+#: Sources a cross-check asks beyond the programme's rules: the MIS, for double and exclusive enrolments.
+SOURCES = frozenset({"mis"})
 #: Below this match probability a matched identity's flags are only marked for review.
 FLAG_THRESHOLD = 0.99
 #: Rules whose failure means the means test: income or pension above the programme's threshold.

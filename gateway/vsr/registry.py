@@ -24,6 +24,27 @@ from gateway.xroadclient import CallContext
 T = TypeVar("T")
 #: What a query asks the sources: everything, only who the person is, or who and her enrolments.
 Scope = Literal["full", "identity", "enrolments"]
+#: The sources asked besides the civil registry's identification: household, tax, fund, programme MIS.
+SOURCES = frozenset({"household", "tax", "ssf", "mis"})
+SCOPES: dict[str, frozenset[str]] = {"full": SOURCES, "identity": frozenset(), "enrolments": frozenset({"mis"})}
+
+
+def sources_for(programme: Programme, *, also: frozenset[str] = frozenset()) -> frozenset[str]:
+    """Only the sources whose facts the programme's rules read: asking more would collect data for nothing."""
+    needs = set(also)
+    for rule in programme.rules:
+        prefix = rule.fact.split(".", 1)[0]
+        if prefix in ("household", "caregiver"):
+            needs.add("household")
+        elif prefix == "pension":
+            needs.add("ssf")
+        elif prefix == "income":
+            needs.add("tax")
+        elif prefix in ("disability", "enrolment"):
+            needs.add("mis")
+    return frozenset(needs)
+
+
 #: Facts whose rules need each household member's means asked (one tax and one fund query per member).
 HOUSEHOLD_MEANS = ("household.income_monthly", "household.income_monthly_per_member")
 
@@ -68,15 +89,27 @@ class VirtualRegistry:
         return self.rules.get(name, self.today())
 
     async def person(
-        self, query: Mapping[str, Any], ctx: CallContext, *, household_means: bool = False, scope: Scope = "full"
+        self,
+        query: Mapping[str, Any],
+        ctx: CallContext,
+        *,
+        household_means: bool = False,
+        scope: Scope = "full",
+        needs: frozenset[str] | None = None,
     ) -> Answer:
-        """Who the person is and what the sources know; `scope` asks only what a narrower question needs."""
+        """Who the person is and what the sources know; `scope` (or `needs`) asks only what the question needs."""
         clean = check_query(query)
-        gathered = await self._gather(clean, ctx, household_means, scope)
+        gathered = await self._gather(clean, ctx, household_means, SCOPES[scope] if needs is None else needs)
         return Answer(gathered, derive_facts(gathered, self.today()))
 
     async def eligibility(
-        self, query: Mapping[str, Any], programme_name: str, ctx: CallContext, *, purpose: str | None = None
+        self,
+        query: Mapping[str, Any],
+        programme_name: str,
+        ctx: CallContext,
+        *,
+        purpose: str | None = None,
+        also: frozenset[str] = frozenset(),
     ) -> Answer:
         """Decide for one person; `purpose` replaces the programme's own (a list cross-check asks under its own)."""
         programme = self.programme(programme_name)
@@ -86,7 +119,7 @@ class VirtualRegistry:
                 f"needs the purpose {purpose or programme.purpose!r}"
             )
         needs_means = any(rule.fact in HOUSEHOLD_MEANS for rule in programme.rules)
-        answer = await self.person(query, ctx, household_means=needs_means)
+        answer = await self.person(query, ctx, household_means=needs_means, needs=sources_for(programme, also=also))
         answer.decision = evaluate(programme, answer.facts, on=self.today())
         return answer
 
@@ -97,7 +130,7 @@ class VirtualRegistry:
             raise SourceFailed(service, "Timeout", f"no answer within {self.source_timeout:g} s") from None
 
     async def _gather(
-        self, query: Mapping[str, Any], ctx: CallContext, household_means: bool, scope: Scope
+        self, query: Mapping[str, Any], ctx: CallContext, household_means: bool, needs: frozenset[str]
     ) -> Gathered:
         services = self.sources.services
         outcomes = {
@@ -118,17 +151,18 @@ class VirtualRegistry:
             identity = Identity("unavailable", method, note="the civil registry could not be asked")
         gathered = Gathered(identity, outcomes)
         person = identity.person
-        if person is None or scope == "identity":
+        if person is None:
             return gathered
-        if scope == "enrolments":
-            await self._enrolments(gathered, person, ctx)
-            return gathered
-        await asyncio.gather(
-            self._household(gathered, person, ctx, household_means),
-            self._income(gathered, person, ctx),
-            self._pension(gathered, person, ctx),
-            self._enrolments(gathered, person, ctx),
-        )
+        asks: list[Awaitable[None]] = []
+        if "household" in needs:
+            asks.append(self._household(gathered, person, ctx, household_means))
+        if "tax" in needs:
+            asks.append(self._income(gathered, person, ctx))
+        if "ssf" in needs:
+            asks.append(self._pension(gathered, person, ctx))
+        if "mis" in needs:
+            asks.append(self._enrolments(gathered, person, ctx))
+        await asyncio.gather(*asks)
         return gathered
 
     async def _household(self, g: Gathered, person: Person, ctx: CallContext, means: bool) -> None:

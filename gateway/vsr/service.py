@@ -167,7 +167,9 @@ class VsrService:
         programme = str(params["programme"])
 
         async def check(item: dict[str, Any]) -> dict[str, Any]:
-            answer = await self.registry.eligibility(item["person"], programme, ctx, purpose=crosscheck.PURPOSE)
+            answer = await self.registry.eligibility(
+                item["person"], programme, ctx, purpose=crosscheck.PURPOSE, also=crosscheck.SOURCES
+            )
             return crosscheck.check(answer, self.registry.programme(programme), item.get("beneficiary_no"))
 
         async def decide(item: dict[str, Any]) -> dict[str, Any]:

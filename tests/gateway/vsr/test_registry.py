@@ -31,8 +31,10 @@ def test_eligible_with_reasons_and_provenance(vsr: Vsr) -> None:
         for p in fact["provenance"]:
             assert set(p) == {"source", "exchange_id", "time"}
     assert answer["person"]["identifier"][0] == {"identifier_type": "UIN", "identifier_value": "9000000001"}
-    assert answer["group"]["group_type"] == "household"
-    assert {m["person"]["name"]["given_name"] for m in answer["group"]["member_list"]} >= {"Amina", "Baraka"}
+    # only what the rules read is asked: no household, no income for the old-age grant
+    asked = {s["source"]: s["status"] for s in answer["sources"]}
+    assert asked == {"civil-registry": "ok", "tax": "not_asked", "social-security": "ok", "programmes": "not_asked"}
+    assert "group" not in answer
 
 
 def test_age_from_a_birth_year_alone_decides_when_both_bounds_agree(vsr: Vsr) -> None:
@@ -179,6 +181,8 @@ def test_person_view_and_programmes(vsr: Vsr) -> None:
     body = answer.json()
     assert {f["name"] for f in body["facts"]} >= {"person.alive", "pension.contributory_monthly"}
     assert body["enrolments"]["items"][0]["programme"] == "old-age-grant"
+    assert body["group"]["group_type"] == "household"
+    assert {m["person"]["name"]["given_name"] for m in body["group"]["member_list"]} >= {"Amina", "Baraka"}
     programmes = vsr.get("programmes").json()
     assert [p["programme"] for p in programmes["programmes"]] == ["child-grant", "disability-grant", "old-age-grant"]
     assert MSP in vsr.servers.manifest["federation"]["gateways"]
@@ -215,9 +219,10 @@ def test_a_dpo_follows_one_registry_query_to_every_exchange_it_caused(vsr: Vsr) 
             timeout=10,
         ).json()["records"]
         caused[member] = sorted({r["service"].split("/", 3)[-1] for r in found if r["side"] == "Producer"})
+    # the old-age grant's rules read the civil registry and the fund only: nothing else is asked
     assert caused == {
-        "ZZ/GOV/CRA": ["civreg/GetHousehold", "civreg/GetPersonByNationalId"],
-        "ZZ/GOV/TAX": ["taxreg/taxpayers"],
+        "ZZ/GOV/CRA": ["civreg/GetPersonByNationalId"],
+        "ZZ/GOV/TAX": [],
         "ZZ/GOV/SSF": ["contributions/members"],
-        MSP: ["programme-mis/beneficiaries"],
+        MSP: [],
     }
