@@ -192,7 +192,10 @@ class VsrSettings(_Strict):
     source_timeout: float = Field(5.0, gt=0, le=120, description="seconds each source may take")
     as_of: str | None = Field(None, description="decide as on this ISO date instead of today (tests, replays)")
     jobs_url: str | None = Field(None, description="bulk jobs database; default sqlite DATA_DIR/vsr-jobs.sqlite")
-    bulk_concurrency: int = Field(8, ge=1, le=256)
+    bulk_concurrency: int = Field(8, ge=1, le=256, description="people decided at once, without batches")
+    batch_size: int = Field(
+        100, ge=0, le=100, description="bulk jobs ask the agencies for up to this many people per exchange; 0: one"
+    )
     bulk_max_items: int = Field(1_000_000, ge=1)
     gateway_url: str | None = Field(None, description="reach the gateway by URL instead of in process")
     sources: VsrSourceSettings = VsrSourceSettings()

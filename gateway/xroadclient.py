@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -128,7 +128,7 @@ class XRoadClient:
         path: str,
         ctx: CallContext,
         *,
-        params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, str | int | Sequence[str]] | None = None,
         method: str = "GET",
         body: Any = None,
     ) -> Answer:
@@ -163,12 +163,19 @@ class XRoadClient:
             raise self.failure(service, "InvalidResponse", "the provider's answer is not JSON") from None
         return Answer(service, response.status_code, data, provenance)
 
-    async def soap(self, service: str, ctx: CallContext, arguments: Mapping[str, str | int], namespace: str) -> Answer:
+    async def soap(
+        self, service: str, ctx: CallContext, arguments: Mapping[str, str | int | Sequence[str]], namespace: str
+    ) -> Answer:
         """A SOAP exchange with document/literal arguments; a SOAP Fault raises `failure`."""
         message_id = str(uuid.uuid4())
         parts = service.split("/")
         operation = parts[4]
-        args = "".join(f"<op:{k}>{escape(str(v))}</op:{k}>" for k, v in arguments.items() if v not in (None, ""))
+        args = "".join(
+            f"<op:{k}>{escape(str(one))}</op:{k}>"
+            for k, v in arguments.items()
+            for one in (v if isinstance(v, list | tuple) else [v])  # a list: the element repeated (a batch)
+            if one not in (None, "")
+        )
         client_parts = self.client_id.split("/")
         optional = "".join(
             f"<xroad:{tag}>{escape(value)}</xroad:{tag}>"

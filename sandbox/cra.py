@@ -53,12 +53,15 @@ OPERATIONS = (
     "GetPersonByRecordId",
     "ListResidents",
     "GetBirthsSince",
+    "GetPersonsByNationalIds",
 )
 
 SEARCH_DEFAULT, SEARCH_MAX = 10, 50
 DEATHS_DEFAULT, DEATHS_MAX = 100, 1000
 BIRTHS_DEFAULT, BIRTHS_MAX = 100, 1000
 RESIDENTS_DEFAULT, RESIDENTS_MAX = 100, 1000
+#: National IDs one GetPersonsByNationalIds may ask for.
+BATCH_MAX = 100
 _CANDIDATES_PER_KEY = 1000
 
 _NATIONAL_ID = re.compile(r"[0-9]{10}")
@@ -126,11 +129,14 @@ ORDER BY p.registered_on, p.record_id LIMIT ? OFFSET ?
 """
 #: When several records carry the same identifier (duplicates), the one with a registered death
 #: wins (a death is the fact a caller must not miss), then the oldest registration.
-_BY_NATIONAL_ID = (
-    "SELECT * FROM person WHERE national_id = ? ORDER BY death_date IS NULL, registered_on, record_id LIMIT 1"
-)
-_BY_BIRTH_CERT = (
-    "SELECT * FROM person WHERE birth_cert_no = ? ORDER BY death_date IS NULL, registered_on, record_id LIMIT 1"
+_DUPLICATE_ORDER = "death_date IS NULL, registered_on, record_id"
+_BY_NATIONAL_ID = f"SELECT * FROM person WHERE national_id = ? ORDER BY {_DUPLICATE_ORDER} LIMIT 1"  # noqa: S608
+_BY_BIRTH_CERT = f"SELECT * FROM person WHERE birth_cert_no = ? ORDER BY {_DUPLICATE_ORDER} LIMIT 1"  # noqa: S608
+#: The same choice for many national IDs in one query: the first record of each by the duplicate order.
+_BY_NATIONAL_IDS = (
+    "SELECT * FROM (SELECT *, ROW_NUMBER() OVER"  # noqa: S608
+    f" (PARTITION BY national_id ORDER BY {_DUPLICATE_ORDER}) AS pick FROM person WHERE national_id IN ({{marks}}))"
+    " WHERE pick = 1"
 )
 _BY_RECORD_ID = "SELECT * FROM person WHERE record_id = ?"
 _HOUSEHOLD_MEMBERS = (
@@ -141,7 +147,15 @@ _HOUSEHOLD_MEMBERS = (
 log = logging.getLogger("sandbox.cra")
 
 Row = Any  # sqlite3.Row: indexable by column name
-Args = dict[str, str]
+
+
+class Args(dict[str, str]):
+    """An operation's arguments by local name (the last value of a repeated one, empty ones left out);
+    `lists` keeps every value of every argument in document order, empty ones included."""
+
+    def __init__(self, values: dict[str, str] | None = None, lists: dict[str, list[str]] | None = None) -> None:
+        super().__init__(values or {})
+        self.lists: dict[str, list[str]] = lists if lists is not None else {k: [v] for k, v in self.items()}
 
 
 class SoapFault(Exception):
@@ -202,15 +216,17 @@ def parse_request(raw: bytes) -> tuple[str, Args, list[etree._Element]]:
     op = etree.QName(children[0])
     if op.namespace != TNS or op.localname not in OPERATIONS:
         raise _client("unknown operation", "unknown-operation")
-    args: Args = {}
+    args = Args(lists={})
     for child in children[0]:
         if not isinstance(child.tag, str):
             continue
+        name = etree.QName(child).localname
         if len(child):
-            raise _client(f"argument {etree.QName(child).localname} must be a simple value")
+            raise _client(f"argument {name} must be a simple value")
         text = (child.text or "").strip()
+        args.lists.setdefault(name, []).append(text)
         if text:
-            args[etree.QName(child).localname] = text
+            args[name] = text
     headers = [] if header is None else [h for h in header if isinstance(h.tag, str)]
     return op.localname, args, headers
 
@@ -311,6 +327,27 @@ def get_person_by_national_id(db: AgencyDb, args: Args, body: etree._Element) ->
     nid = _check(_required(args, "nationalId"), _NATIONAL_ID, "nationalId")
     row = db.one(_BY_NATIONAL_ID, (nid,))
     _person_result(body, "GetPersonByNationalId", row)
+
+
+def get_persons_by_national_ids(db: AgencyDb, args: Args, body: etree._Element) -> None:
+    """Up to BATCH_MAX national IDs in one query: one person per known ID (the single lookup's record choice), in
+    the order of the IDs' first appearance; unknown IDs are left out, repeated ones answered once."""
+    values = args.lists.get("nationalId", [])
+    if not any(values):
+        raise _client("missing argument nationalId", "missing-argument")
+    if len(values) > BATCH_MAX:
+        raise _client(f"nationalId may be given at most {BATCH_MAX} times")
+    for position, value in enumerate(values, start=1):
+        if not _NATIONAL_ID.fullmatch(value):
+            # the position, never the value: an identifier does not go into a Fault (nor into logs)
+            raise _client(f"nationalId at position {position} is not in the documented format")
+    wanted = list(dict.fromkeys(values))
+    rows = db.all(_BY_NATIONAL_IDS.format(marks=", ".join("?" * len(wanted))), wanted)
+    by_id = {row["national_id"]: row for row in rows}
+    out = etree.SubElement(body, _q("GetPersonsByNationalIdsResponse"))
+    for nid in wanted:
+        if nid in by_id:
+            _person(out, "person", by_id[nid])
 
 
 def get_person_by_birth_certificate(db: AgencyDb, args: Args, body: etree._Element) -> None:
@@ -517,6 +554,7 @@ _HANDLERS: dict[str, Callable[[AgencyDb, Args, etree._Element], None]] = {
     "GetPersonByRecordId": get_person_by_record_id,
     "ListResidents": list_residents,
     "GetBirthsSince": get_births_since,
+    "GetPersonsByNationalIds": get_persons_by_national_ids,
 }
 
 

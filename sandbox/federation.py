@@ -83,6 +83,7 @@ SUBJECTS: dict[str, list[str]] = {
     "tax": ["query:national_id", "path:/v1/taxpayers/{tin}", "path:/v1/taxpayers/{tin}/incomes"],
     "ssf": [
         "query:national_id",
+        "query:ssn",
         "path:/v1/members/{ssn}",
         "path:/v1/members/{ssn}/contributions",
         "path:/v1/members/{ssn}/pension",
@@ -102,6 +103,7 @@ READ_OPERATIONS = (
     "GetPersonByRecordId",
     "ListResidents",
     "GetBirthsSince",
+    "GetPersonsByNationalIds",
 )
 
 

@@ -26,6 +26,7 @@ from sandbox import problems
 from sandbox.agencydb import AgencyDb
 from sandbox.faults import FaultInjection
 from sandbox.schema import MSP_EVENTS_DDL
+from sandbox.tax import checked_ids, id_list, marks
 
 BENEFICIARY_PATTERN = r"^(CSG|OAG|DG)-[0-9]{8}$"
 NATIONAL_ID_PATTERN = r"^[0-9]{10}$"
@@ -425,21 +426,26 @@ def create_app(db: AgencyDb) -> FaultInjection:
 
     @app.get("/v1/beneficiaries", responses=problems.SEARCH_RESPONSES)
     def search_beneficiaries(
-        national_id: Annotated[str | None, Query(pattern=NATIONAL_ID_PATTERN, description="ten digits")] = None,
+        national_id: Annotated[list[str], id_list(NATIONAL_ID_PATTERN, "ten digits", required=False)],
         surname: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
         given_name: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
         birth_date: Annotated[date | None, Query(description="YYYY-MM-DD")] = None,
         programme: Programme | None = None,
         limit: Annotated[int, Query(ge=1, le=SEARCH_MAX)] = SEARCH_DEFAULT,
     ) -> BeneficiaryList:
-        """Enrolments by national ID, or by surname and/or birth date (given name and programme narrow)."""
+        """Enrolments by national ID, or by surname and/or birth date (given name and programme narrow).
+
+        `national_id` may be repeated (up to 100; a malformed one is named by its position from 1): the enrolments of
+        any of them. Given more than once, `limit` does not apply: the answer holds every enrolment of those IDs.
+        """
         if not (national_id or surname or birth_date):
             raise problems.Problem(400, problems.MISSING_CRITERIA, "Give national_id, or surname and/or birth_date.")
+        wanted = checked_ids(national_id, "national_id", NATIONAL_ID_PATTERN, positions=False)
         where: list[str] = []
         params: list[Any] = []
-        if national_id:
-            where.append("national_id = ?")
-            params.append(national_id)
+        if wanted:
+            where.append(f"national_id IN ({marks(wanted)})")
+            params += wanted
         if surname:
             variants = _case_variants(surname)
             where.append(f"surname IN ({', '.join('?' * len(variants))})")
@@ -453,10 +459,12 @@ def create_app(db: AgencyDb) -> FaultInjection:
         if programme:
             where.append("programme = ?")
             params.append(programme)
+        # A batch of national IDs is answered whole: at most MAX_IDS people with a few enrolments each.
+        cap = -1 if len(national_id) > 1 else limit  # LIMIT -1: no limit
         # Only constant column names and placeholders go into the SQL; values are parameters.
         rows = db.all(
             f"SELECT {_COLUMNS} FROM beneficiary WHERE {' AND '.join(where)} ORDER BY beneficiary_no LIMIT ?",  # noqa: S608
-            [*params, limit],
+            [*params, cap],
         )
         return BeneficiaryList(items=with_flags(rows))
 

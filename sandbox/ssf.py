@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sandbox import problems
 from sandbox.agencydb import AgencyDb
 from sandbox.faults import FaultInjection
+from sandbox.tax import checked_ids, id_list, marks
 
 SSN_PATTERN = r"^SSN[0-9]{9}$"
 NATIONAL_ID_PATTERN = r"^[0-9]{10}$"
@@ -23,6 +24,7 @@ PATHS = (
     "/v1/members/{ssn}",
     "/v1/members/{ssn}/contributions",
     "/v1/members/{ssn}/pension",
+    "/v1/pensions",
 )
 
 
@@ -70,8 +72,13 @@ class PensionStatus(BaseModel):
     pension: Pension | None
 
 
+class PensionList(BaseModel):
+    items: list[PensionStatus]
+
+
 Ssn = Annotated[str, Path(pattern=SSN_PATTERN, description="'SSN' and nine digits")]
-NationalId = Annotated[str, Query(pattern=NATIONAL_ID_PATTERN, description="ten digits")]
+NationalIds = Annotated[list[str], id_list(NATIONAL_ID_PATTERN, "ten digits")]
+Ssns = Annotated[list[str], id_list(SSN_PATTERN, "'SSN' and nine digits")]
 FromYear = Annotated[int | None, Query(ge=1900, le=2100, description="first year included")]
 ToYear = Annotated[int | None, Query(ge=1900, le=2100, description="last year included")]
 
@@ -98,9 +105,12 @@ def create_app(db: AgencyDb) -> FaultInjection:
         return member(ssn)
 
     @app.get("/v1/members", responses=problems.SEARCH_RESPONSES)
-    def find_members(national_id: NationalId) -> MemberList:
-        """The members registered under a national ID (none is an empty list)."""
-        rows = db.all(f"{_MEMBER} WHERE national_id = ? ORDER BY registered_on, ssn", (national_id,))
+    def find_members(national_id: NationalIds) -> MemberList:
+        """The members registered under a national ID (none is an empty list), by registration; or under any of
+        several (the parameter repeated, up to 100; a malformed one named by its position from 1), by ssn."""
+        wanted = checked_ids(national_id, "national_id", NATIONAL_ID_PATTERN, positions=False)
+        order = "registered_on, ssn" if len(wanted) == 1 else "ssn"
+        rows = db.all(f"{_MEMBER} WHERE national_id IN ({marks(wanted)}) ORDER BY {order}", wanted)
         return MemberList(items=[Member(**dict(r)) for r in rows])
 
     @app.get("/v1/members/{ssn}/contributions", responses=problems.LOOKUP_RESPONSES)
@@ -128,5 +138,21 @@ def create_app(db: AgencyDb) -> FaultInjection:
         row = db.one("SELECT kind, monthly_amount, start_date, status FROM pension WHERE ssn = ?", (ssn,))
         pension = Pension(**dict(row)) if row is not None else None
         return PensionStatus(ssn=ssn, has_pension=pension is not None, pension=pension)
+
+    @app.get("/v1/pensions", responses=problems.SEARCH_RESPONSES)
+    def get_pensions(ssn: Ssns) -> PensionList:
+        """`/v1/members/{ssn}/pension` for up to 100 members at once: one item per distinct known ssn, in the order
+        of first appearance; an unknown ssn is left out. A malformed ssn is named by its position (from 1)."""
+        wanted = checked_ids(ssn, "ssn", SSN_PATTERN)
+        rows = db.all(
+            "SELECT m.ssn, p.kind, p.monthly_amount, p.start_date, p.status FROM member m"  # noqa: S608
+            f" LEFT JOIN pension p ON p.ssn = m.ssn WHERE m.ssn IN ({marks(wanted)})",
+            wanted,
+        )
+        found: dict[str, PensionStatus] = {}
+        for r in rows:
+            pension = Pension(**{k: r[k] for k in Pension.model_fields}) if r["kind"] is not None else None
+            found[r["ssn"]] = PensionStatus(ssn=r["ssn"], has_pension=pension is not None, pension=pension)
+        return PensionList(items=[found[s] for s in wanted if s in found])
 
     return problems.with_faults(app)

@@ -6,7 +6,8 @@ as real registers have duplicates); incomes are yearly, per payer.
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 from fastapi import Path, Query
 from pydantic import BaseModel
@@ -23,7 +24,58 @@ PATHS = (
     "/v1/taxpayers/{tin}",
     "/v1/taxpayers/{tin}/incomes",
     "/v1/incomes",
+    "/v1/incomes/batch",
 )
+
+#: Identifiers one batch request may carry (a repeated query parameter), in every REST agency system.
+MAX_IDS = 100
+
+
+def id_list(pattern: str, description: str, *, required: bool = True) -> Any:
+    """A repeated query parameter of identifiers: an array in the OpenAPI document (items with their pattern).
+
+    The values are checked by `checked_ids`, not by FastAPI, so that a malformed one is named by its position.
+    """
+    schema: dict[str, Any] = {"items": {"type": "string", "pattern": pattern}, "maxItems": MAX_IDS}
+    if required:
+        schema["minItems"] = 1
+    text = f"{description}; repeat the parameter for several (at most {MAX_IDS})"
+    if required:
+        return Query(description=text, json_schema_extra=schema)
+    return Query(default_factory=list, description=text, json_schema_extra=schema)
+
+
+def checked_ids(values: list[str], name: str, pattern: str, *, positions: bool = True) -> list[str]:
+    """The distinct identifiers in the order of their first appearance, or a problem (400): more than MAX_IDS
+    (`invalid-request`), or malformed ones (`invalid-identifier`), named by their position from 1, never by value.
+
+    With `positions` false, a single value is refused as a search taking one identifier always refused it.
+    """
+    if len(values) > MAX_IDS:
+        raise problems.Problem(
+            400, problems.INVALID_REQUEST, f"At most {MAX_IDS} {name} values may be given in one request."
+        )
+    regex = re.compile(pattern)
+    bad = [i for i, value in enumerate(values, start=1) if not regex.fullmatch(value)]
+    if not bad:
+        return list(dict.fromkeys(values))
+    message = f"String should match pattern '{pattern}'"
+    if not positions and len(values) == 1:
+        detail = f"Malformed identifier: {name} does not have the documented format."
+        errors: list[dict[str, Any]] = [{"location": f"query.{name}", "message": message}]
+    else:
+        if len(bad) == 1:
+            detail = f"Malformed identifier: {name} at position {bad[0]} does not have the documented format."
+        else:
+            where = ", ".join(str(i) for i in bad)
+            detail = f"Malformed identifiers: {name} at positions {where} do not have the documented format."
+        errors = [{"location": f"query.{name}", "position": i, "message": message} for i in bad]
+    raise problems.Problem(400, problems.INVALID_IDENTIFIER, detail, errors=errors)
+
+
+def marks(values: list[Any]) -> str:
+    """Placeholders for `IN (...)`: only `?`s go into the SQL, the values are parameters."""
+    return ", ".join("?" * len(values))
 
 
 class Income(BaseModel):
@@ -75,8 +127,13 @@ class IncomesOfPerson(BaseModel):
     totals: list[YearTotal]
 
 
+class IncomesOfPersons(BaseModel):
+    items: list[IncomesOfPerson]
+
+
 Tin = Annotated[str, Path(pattern=TIN_PATTERN, description="'TIN' and eight digits")]
 NationalId = Annotated[str, Query(pattern=NATIONAL_ID_PATTERN, description="ten digits")]
+NationalIds = Annotated[list[str], id_list(NATIONAL_ID_PATTERN, "ten digits")]
 FromYear = Annotated[int | None, Query(ge=1900, le=2100, description="first year included")]
 ToYear = Annotated[int | None, Query(ge=1900, le=2100, description="last year included")]
 
@@ -86,6 +143,17 @@ _TAXPAYER = "SELECT tin, national_id, surname, given_name, sex, birth_date, dist
 def _years(from_year: int | None, to_year: int | None) -> list[int]:
     """Bounds for `year BETWEEN ? AND ?`, open ends made wide."""
     return [from_year or 0, to_year or 9999]
+
+
+def _incomes_of(national_id: str, tins: list[str], rows: list[Any]) -> IncomesOfPerson:
+    """A person's incomes (rows ordered by year, tin, payer) with their yearly totals."""
+    items = [PersonIncome(**{k: r[k] for k in PersonIncome.model_fields}) for r in rows]
+    totals: dict[int, YearTotal] = {}
+    for item in items:
+        total = totals.setdefault(item.year, YearTotal(year=item.year, gross_income=0, tax_paid=0))
+        total.gross_income += item.gross_income
+        total.tax_paid += item.tax_paid
+    return IncomesOfPerson(national_id=national_id, tins=tins, incomes=items, totals=list(totals.values()))
 
 
 def create_app(db: AgencyDb) -> FaultInjection:
@@ -138,12 +206,29 @@ def create_app(db: AgencyDb) -> FaultInjection:
             " ORDER BY i.year, i.tin, i.payer",
             [national_id, *_years(from_year, to_year)],
         )
-        items = [PersonIncome(**dict(r)) for r in rows]
-        totals: dict[int, YearTotal] = {}
-        for item in items:
-            total = totals.setdefault(item.year, YearTotal(year=item.year, gross_income=0, tax_paid=0))
-            total.gross_income += item.gross_income
-            total.tax_paid += item.tax_paid
-        return IncomesOfPerson(national_id=national_id, tins=tins, incomes=items, totals=list(totals.values()))
+        return _incomes_of(national_id, tins, rows)
+
+    @app.get("/v1/incomes/batch", responses=problems.SEARCH_RESPONSES)
+    def incomes_of_persons(
+        national_id: NationalIds, from_year: FromYear = None, to_year: ToYear = None
+    ) -> IncomesOfPersons:
+        """`/v1/incomes` for up to 100 people at once: one item per distinct national ID, in the order of first
+        appearance (unknown to tax: empty lists). A malformed ID is named by its position (from 1)."""
+        wanted = checked_ids(national_id, "national_id", NATIONAL_ID_PATTERN)
+        tins: dict[str, list[str]] = {nid: [] for nid in wanted}
+        for r in db.all(
+            f"SELECT national_id, tin FROM taxpayer WHERE national_id IN ({marks(wanted)}) ORDER BY tin",  # noqa: S608
+            wanted,
+        ):
+            tins[r["national_id"]].append(r["tin"])
+        rows: dict[str, list[Any]] = {nid: [] for nid in wanted}
+        for r in db.all(
+            "SELECT t.national_id, i.tin, i.year, i.kind, i.payer, i.gross_income, i.tax_paid FROM taxpayer t"  # noqa: S608
+            f" JOIN income i ON i.tin = t.tin WHERE t.national_id IN ({marks(wanted)}) AND i.year BETWEEN ? AND ?"
+            " ORDER BY i.year, i.tin, i.payer",
+            [*wanted, *_years(from_year, to_year)],
+        ):
+            rows[r["national_id"]].append(r)
+        return IncomesOfPersons(items=[_incomes_of(nid, tins[nid], rows[nid]) for nid in wanted])
 
     return problems.with_faults(app)

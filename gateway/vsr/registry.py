@@ -7,6 +7,7 @@ as current as the sources and every look-up is an exchange a DPO can see.
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -81,6 +82,15 @@ class VirtualRegistry:
         self.resolver = Resolver(sources, model, registry_size=registry_size, policy=policy)
         self.source_timeout = source_timeout
         self.as_of = as_of
+
+    def with_sources(self, sources: Sources) -> VirtualRegistry:
+        """The same registry asking through other sources (a bulk job's batched ones)."""
+        twin = copy.copy(self)
+        twin.sources = sources
+        twin.resolver = Resolver(
+            sources, self.resolver.model, registry_size=self.resolver.registry_size, policy=self.resolver.policy
+        )
+        return twin
 
     def today(self) -> dt.date:
         return self.as_of or dt.datetime.now(dt.UTC).date()

@@ -18,12 +18,12 @@ import httpx
 import matching
 from gateway.settings import VsrSettings
 from gateway.vsr import crosscheck
-from gateway.vsr.bulk import BulkJobs, JobStatus
+from gateway.vsr.bulk import BulkJobs, JobStatus, Worker
 from gateway.vsr.eligibility import RuleBook
 from gateway.vsr.errors import IdentityError, JobError, QueryError, RulesError, SourceFailed, VsrError
 from gateway.vsr.identity import MatchPolicy
 from gateway.vsr.registry import VirtualRegistry
-from gateway.vsr.sources import Sources, SourceServices
+from gateway.vsr.sources import BatchedSources, Sources, SourceServices
 from gateway.xroadclient import CallContext, XRoadClient
 
 BULK_KIND = "eligibility"
@@ -152,6 +152,13 @@ class VsrService:
         document["job"] = status.as_dict()
         return document
 
+    async def _run(self, job_id: str, worker: Worker, concurrency: int, batched: BatchedSources | None) -> JobStatus:
+        try:
+            return await self.jobs.run(job_id, worker, concurrency=concurrency)
+        finally:
+            if batched is not None:
+                await batched.aclose()
+
     def job(self, job_id: str, ctx: CallContext) -> JobStatus:
         """A job, for the client that submitted it only (others are told it does not exist)."""
         status = self.jobs.status(job_id)
@@ -165,15 +172,22 @@ class VsrService:
         params = status.params
         ctx = CallContext(purpose=str(params["purpose"]), user_id=params.get("user_id"), issue=job_id)
         programme = str(params["programme"])
+        registry, concurrency = self.registry, self.settings.bulk_concurrency
+        batched: BatchedSources | None = None
+        if self.settings.batch_size > 0:
+            # many people in flight, so that their questions fill the batches
+            batched = BatchedSources(self.client, self.sources.services, ctx, size=self.settings.batch_size)
+            registry = self.registry.with_sources(batched)
+            concurrency = max(concurrency, 2 * self.settings.batch_size)
 
         async def check(item: dict[str, Any]) -> dict[str, Any]:
-            answer = await self.registry.eligibility(
+            answer = await registry.eligibility(
                 item["person"], programme, ctx, purpose=crosscheck.PURPOSE, also=crosscheck.SOURCES
             )
-            return crosscheck.check(answer, self.registry.programme(programme), item.get("beneficiary_no"))
+            return crosscheck.check(answer, registry.programme(programme), item.get("beneficiary_no"))
 
         async def decide(item: dict[str, Any]) -> dict[str, Any]:
-            answer = await self.registry.eligibility(item["person"], programme, ctx)
+            answer = await registry.eligibility(item["person"], programme, ctx)
             decision = answer.decision
             assert decision is not None
             out = answer.as_dict()
@@ -186,9 +200,7 @@ class VsrService:
             }
 
         task = asyncio.get_running_loop().create_task(
-            self.jobs.run(
-                job_id, check if status.kind == CROSSCHECK_KIND else decide, concurrency=self.settings.bulk_concurrency
-            ),
+            self._run(job_id, check if status.kind == CROSSCHECK_KIND else decide, concurrency, batched),
             name=f"vsr-bulk-{job_id}",
         )
         self._tasks[job_id] = task

@@ -16,8 +16,8 @@ from typing import Any
 
 from lxml import etree
 
-from gateway.vsr.facts import Provenance
-from gateway.xroadclient import Answer, CallContext, XRoadClient
+from gateway.vsr.batching import Batcher
+from gateway.xroadclient import Answer, CallContext, Provenance, XRoadClient
 
 CRA_NAMESPACE = "urn:zz:cra:civreg:1"
 #: The civil registry's person fields, as its WSDL names them, and the view's names for them.
@@ -215,3 +215,112 @@ class Sources:
         answer = await self.client.soap(self._cra("ListResidents"), ctx, arguments, CRA_NAMESPACE)
         people = [Person(_person(e), answer.provenance) for e in answer.data.findall(_q("person"))]
         return people, answer.data.findtext(_q("hasMore")) == "true"
+
+
+def _by(items: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        if item.get(key):
+            out.setdefault(str(item[key]), []).append(item)
+    return out
+
+
+class BatchedSources(Sources):
+    """The same questions, asked for up to `size` people per exchange (the agencies' batch look-ups).
+
+    For bulk work only: each answer waits a few milliseconds for others to share its exchange, and
+    the log of each such exchange names every person it concerned.
+    """
+
+    def __init__(
+        self,
+        client: XRoadClient,
+        services: SourceServices | None,
+        ctx: CallContext,
+        *,
+        size: int = 100,
+        wait: float = 0.01,
+    ) -> None:
+        super().__init__(client, services)
+        self.ctx = ctx  # one job's purpose, end user and issue: every batch is that job's
+        self._people: Batcher[str, tuple[Person | None, Provenance]] = Batcher(self._fetch_people, size=size, wait=wait)
+        self._incomes: Batcher[str, Income] = Batcher(self._fetch_incomes, size=size, wait=wait)
+        self._members: Batcher[str, tuple[list[dict[str, Any]], Provenance]] = Batcher(
+            self._fetch_members, size=size, wait=wait
+        )
+        self._pensions: Batcher[str, tuple[dict[str, Any] | None, Provenance]] = Batcher(
+            self._fetch_pensions, size=size, wait=wait
+        )
+        self._enrolments: Batcher[str, Enrolments] = Batcher(self._fetch_enrolments, size=size, wait=wait)
+
+    async def aclose(self) -> None:
+        for batcher in (self._people, self._incomes, self._members, self._pensions, self._enrolments):
+            await batcher.aclose()
+
+    async def _fetch_people(self, ids: list[str]) -> dict[str, tuple[Person | None, Provenance]]:
+        service = self._cra("GetPersonsByNationalIds")
+        answer = await self.client.soap(service, self.ctx, {"nationalId": ids}, CRA_NAMESPACE)
+        found: dict[str, tuple[Person | None, Provenance]] = {nid: (None, answer.provenance) for nid in ids}
+        for element in answer.data.findall(_q("person")):
+            person = Person(_person(element), answer.provenance)
+            if person.national_id in found:
+                found[person.national_id] = (person, answer.provenance)
+        return found
+
+    async def _fetch_incomes(self, ids: list[str]) -> dict[str, Income]:
+        answer = await self.client.rest(self.services.tax, "/v1/incomes/batch", self.ctx, params={"national_id": ids})
+        out = {nid: Income({}, answer.provenance) for nid in ids}
+        for item in (answer.data or {}).get("items") or []:
+            totals = item.get("totals") or []
+            yearly = {int(t["year"]): int(t["gross_income"]) for t in totals if t.get("gross_income") is not None}
+            out[str(item.get("national_id"))] = Income(yearly, answer.provenance)
+        return out
+
+    async def _fetch_members(self, ids: list[str]) -> dict[str, tuple[list[dict[str, Any]], Provenance]]:
+        answer = await self.client.rest(
+            self.services.social_security, "/v1/members", self.ctx, params={"national_id": ids}
+        )
+        members = _by(list((answer.data or {}).get("items") or []), "national_id")
+        return {nid: (members.get(nid, []), answer.provenance) for nid in ids}
+
+    async def _fetch_pensions(self, ssns: list[str]) -> dict[str, tuple[dict[str, Any] | None, Provenance]]:
+        answer = await self.client.rest(self.services.social_security, "/v1/pensions", self.ctx, params={"ssn": ssns})
+        items = {str(i.get("ssn")): i.get("pension") for i in (answer.data or {}).get("items") or []}
+        return {ssn: (items.get(ssn), answer.provenance) for ssn in ssns}
+
+    async def _fetch_enrolments(self, ids: list[str]) -> dict[str, Enrolments]:
+        answer = await self.client.rest(
+            self.services.programmes, "/v1/beneficiaries", self.ctx, params={"national_id": ids}
+        )
+        items = _by(list((answer.data or {}).get("items") or []), "national_id")
+        return {nid: Enrolments(items.get(nid, []), answer.provenance) for nid in ids}
+
+    async def person_by_id(self, national_id: str, ctx: CallContext) -> tuple[Person | None, Provenance]:
+        found = await self._people.load(national_id)
+        assert found is not None  # every asked key is answered, found or not
+        return found
+
+    async def income(self, national_id: str, ctx: CallContext) -> Income:
+        found = await self._incomes.load(national_id)
+        assert found is not None
+        return found
+
+    async def pension(self, national_id: str, ctx: CallContext) -> Pension:
+        members_found = await self._members.load(national_id)
+        assert members_found is not None
+        members, seen = members_found
+        result = Pension(members, [], [seen])
+        ssns = [str(m["ssn"]) for m in members if m.get("ssn")]
+        for ssn, answer in zip(ssns, await asyncio.gather(*(self._pensions.load(ssn) for ssn in ssns)), strict=True):
+            assert answer is not None
+            pension, where = answer
+            if where not in result.provenance:
+                result.provenance.append(where)
+            if pension:
+                result.pensions.append({"ssn": ssn, **pension})
+        return result
+
+    async def enrolments(self, national_id: str, ctx: CallContext) -> Enrolments:
+        found = await self._enrolments.load(national_id)
+        assert found is not None
+        return found

@@ -90,7 +90,7 @@ def test_a_list_is_cross_checked_with_evidence_for_every_flag(vsr: Vsr) -> None:
     deceased = rows["OAG-L0002"]["flags"][0]
     assert deceased["flag"] == "deceased"
     assert deceased["detail"] == f"died {known.MARY['death_date']}"
-    assert deceased["evidence"][0]["source"] == "ZZ/GOV/CRA/civreg/GetPersonByNationalId"
+    assert deceased["evidence"][0]["source"] == "ZZ/GOV/CRA/civreg/GetPersonsByNationalIds"  # a batch
     assert deceased["evidence"][0]["exchange_id"]
     assert deceased["match_probability"] == 1.0
     assert _flags(rows["OAG-L0003"]) == ["identity_not_found"]
@@ -177,3 +177,19 @@ def test_kiungo_vsr_crosscheck_writes_the_report(vsr: Vsr, tmp_path: Path) -> No
     )
     assert refused.exit_code == 2
     assert "unknown column(s) nid" in refused.output
+
+
+def test_a_batch_look_up_is_found_by_each_person_it_concerned(vsr: Vsr) -> None:
+    people = [known.PETER["national_id"], known.MARY["national_id"], known.JOSEPH["national_id"]]
+    _run(vsr, [{"beneficiary_no": f"OAG-B{i}", "national_id": nid} for i, nid in enumerate(people)])
+    cra = vsr.gateway("ZZ/GOV/CRA")
+    for nid in people:
+        found = httpx.post(
+            cra["base_url"] + "/api/log/records/search",
+            json={"subject_id": nid, "purpose": LIST_PURPOSE, "limit": 1000},
+            headers=vsr.operator("ZZ/GOV/CRA"),
+            timeout=10,
+        ).json()["records"]
+        batches = [r for r in found if r["service"].endswith("GetPersonsByNationalIds") and r["side"] == "Producer"]
+        assert batches, f"the batch that asked about person {people.index(nid)} is found by her ID"
+        assert all(r.get("subject_hashes") or r["subject_hash"] for r in batches)
