@@ -118,7 +118,11 @@ class VsrService:
         offset = 0
         while True:
             page, more = await self.sources.residents(district, ctx, offset=offset, limit=DISTRICT_PAGE)
-            people.extend({"record_id": p.data["record_id"]} for p in page if p.data.get("record_id"))
+            for person in page:  # by national ID where there is one: those look-ups travel in batches
+                if person.national_id:
+                    people.append({"national_id": person.national_id})
+                elif person.data.get("record_id"):
+                    people.append({"record_id": person.data["record_id"]})
             if not more:
                 return people
             offset += DISTRICT_PAGE
