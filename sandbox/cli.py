@@ -161,3 +161,37 @@ def event_birth(
         f"birth registered: record {doc['record_id']}, born {date or doc['registered_on']}, mother {mother},"
         f" registered on {doc['registered_on']}"
     )
+
+
+@app.command("oversight-truth")
+def oversight_truth(
+    report: Annotated[Path, typer.Argument(help="An oversight report (JSON), as `kiungo vsr oversight` writes it.")],
+    dir: Annotated[Path, typer.Option("--dir", help="The sandbox country the report was computed on.")],
+) -> None:
+    """Set an oversight report beside the country's ground truth, class by class, and say what explains the gap."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from sandbox.oversight_truth import compare
+
+    try:
+        document = json.loads(report.read_text(encoding="utf-8"))
+        rows = compare(document, dir)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _fail(f"cannot compare {report} with the country in {dir}: {exc}") from None
+    table = Table("class", "estimate", "truth", "error", "relative", "of the truth, not in the civil registry")
+    for r in rows:
+        known = r["truth"] is not None
+        cells = [r["estimate"], r["truth"], r["error"]]
+        shown = ["suppressed" if v is None and known else "-" if v is None else str(v) for v in cells]
+        relative = "-" if r["relative_error"] is None else f"{r['relative_error']:+.1%}"
+        unseen = "-" if r["not_in_civil_registry"] is None else str(r["not_in_civil_registry"])
+        table.add_row(r["class"], *shown, relative, unseen)
+    console = Console()
+    console.print(table)
+    console.print(
+        "The registry counts people through the civil registry: those it never registered are invisible to it "
+        "(last column), those registered twice are counted twice, and undetermined decisions lacked a fact."
+    )

@@ -74,6 +74,7 @@ VSR_SERVICES: tuple[tuple[str, str, list[str], str], ...] = (
     ("eligibility", "/v1/eligibility", ["json:person.national_id"], "Eligibility for a programme, with reasons"),
     ("bulk", "/v1/bulk", [], "Eligibility for many people, streamed"),
     ("crosscheck", "/v1/crosscheck", [], "Cross-checks of beneficiary lists"),
+    ("oversight", "/v1/oversight", [], "Oversight statistics: aggregates only, small cells suppressed"),
     ("programmes", "/v1/programmes", [], "Programmes and their rule versions"),
     ("registry", "/registry", [], "DCI sync/search and sync/enrolled"),
 )

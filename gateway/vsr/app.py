@@ -16,11 +16,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.vsr import crosscheck, dci
+from gateway.vsr import crosscheck, dci, oversight
 from gateway.vsr.bulk import UNFINISHED
-from gateway.vsr.errors import QueryError, VsrError
+from gateway.vsr.errors import JobError, QueryError, VsrError
 from gateway.vsr.registry import Answer, VirtualRegistry
-from gateway.vsr.service import VsrService, error_status
+from gateway.vsr.service import OVERSIGHT_KIND, VsrService, error_status
 from gateway.xroadclient import CallContext
 
 NDJSON = "application/x-ndjson"
@@ -64,6 +64,15 @@ class CrosscheckRequest(BaseModel):
 
     programme: str
     beneficiaries: list[Beneficiary] = Field(max_length=1_000_000)
+
+
+class OversightRequest(BaseModel):
+    """Oversight statistics for a programme over some districts: aggregates only, small cells suppressed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    programme: str
+    districts: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,10}$")]] = Field(min_length=1, max_length=500)
 
 
 class BulkRequest(BaseModel):
@@ -196,6 +205,38 @@ def create_vsr_app(service: VsrService) -> FastAPI:
             return Response(crosscheck.to_csv(document), media_type="text/csv; charset=utf-8")
         return JSONResponse(document)
 
+    @app.post("/v1/oversight", status_code=202, summary="Compute oversight statistics (a bulk job)")
+    async def oversight_submit(request: Request, body: OversightRequest) -> dict[str, Any]:
+        status = await service.submit_oversight(body.programme, body.districts, context(request))
+        return status.as_dict()
+
+    @app.get(
+        "/v1/oversight/{job_id}/report",
+        summary="The published aggregates: counts with small cells suppressed, their date, sources and rules",
+        responses={200: {"content": {"application/json": {}, "text/csv": {}, "image/png": {}}}},
+    )
+    async def oversight_report(
+        request: Request,
+        job_id: str,
+        format: Annotated[str, Query(pattern="^(json|csv|png)$")] = "json",
+        threshold: Annotated[int, Query(ge=5, le=1000, description="counts under it are suppressed")] = 10,
+    ) -> Response:
+        service.job(job_id, context(request))
+        document = service.oversight_report(job_id, threshold)
+        if format == "csv":
+            return Response(oversight.to_csv(document), media_type="text/csv; charset=utf-8")
+        if format == "png":
+            return Response(oversight.chart(document), media_type="image/png")
+        return JSONResponse(document)
+
+    @app.get("/v1/oversight", summary="Trends: the headline figures of every finished run of a programme")
+    async def oversight_trends(
+        request: Request,
+        programme: str,
+        threshold: Annotated[int, Query(ge=5, le=1000)] = 10,
+    ) -> dict[str, Any]:
+        return {"programme": programme, "runs": service.oversight_trends(programme, context(request), threshold)}
+
     @app.get("/v1/bulk/{job_id}", summary="A bulk job's progress")
     async def bulk_status(request: Request, job_id: str) -> dict[str, Any]:
         return service.job(job_id, context(request)).as_dict()
@@ -218,7 +259,8 @@ def create_vsr_app(service: VsrService) -> FastAPI:
         follow: Annotated[bool, Query(description="keep the stream open until the job ends")] = False,
         limit: Annotated[int, Query(ge=1, le=1000, description="at most this many results (without follow)")] = 1000,
     ) -> Response:
-        service.job(job_id, context(request))
+        if service.job(job_id, context(request)).kind == OVERSIGHT_KIND:
+            raise JobError("an oversight job publishes aggregates only: read its report")
         page = service.jobs.results(job_id, after=after, limit=limit)  # unknown job, bad cursor: refused now
         if follow:
             return StreamingResponse(service.jobs.stream(job_id, after=after, follow=follow), media_type=NDJSON)

@@ -1089,3 +1089,86 @@ def crosscheck(
             raise Usage(f"cannot write the report: {exc.strerror or exc}") from None
         for renderable in crosscheck_view(document["summary"], job_id, written):
             console.print(renderable)
+
+
+OVERSIGHT_PURPOSE: Final = "oversight-statistics"
+
+
+def oversight_view(document: Mapping[str, Any]) -> list[RenderableType]:
+    out: list[RenderableType] = []
+    for table_doc in document["tables"].values():
+        rows = table_doc["rows"]
+        if not rows:
+            continue
+        columns = [c for c in rows[0] if c not in ("row", "suppressed")]
+        table = Table("", *columns, title=table_doc["title"], title_justify="left")
+        for row in rows:
+            table.add_row(row["row"], *("·" if row.get(c) is None else f"{row[c]:,}" for c in columns))
+        out.append(table)
+    out.append(
+        Text(
+            f"as of {document['as_of']}, rules {document['rules_version']}; sources: {', '.join(document['sources'])}; "
+            f"· = suppressed (counts under {document['threshold']}, and what would reveal them)"
+        )
+    )
+    return out
+
+
+@app.command()
+def oversight(
+    programme: Annotated[str, typer.Option("--programme", help="The programme whose coverage is measured.")],
+    area: Annotated[str, typer.Option("--area", help="Districts, comma-separated (e.g. D01,D02).")],
+    out: Annotated[Path, typer.Option("--out", help="Report path without extension: OUT.json, OUT.csv, OUT.png.")],
+    threshold: Annotated[int, typer.Option("--threshold", help="Counts under it are suppressed.")] = 10,
+    purpose: Annotated[str, typer.Option("--purpose", help="Purpose of the exchanges.")] = OVERSIGHT_PURPOSE,
+    job_id: Annotated[str | None, typer.Option("--job", help="Follow (or re-fetch) a run already submitted.")] = None,
+    gateway: GatewayOpt = None,
+    client: ClientOpt = DEFAULT_CLIENT,
+    token_file: TokenFileOpt = None,
+    user_id: UserIdOpt = None,
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Oversight statistics: coverage, exclusion and inclusion per district, as aggregates only."""
+    console, err = _consoles()
+    connection = Connection(gateway, client, token_file, user_id, registry, timeout)
+    districts = [d.strip() for d in area.split(",") if d.strip()]
+    with _reported(), connection.open() as gw:
+        if job_id is None:
+            if not districts:
+                raise Usage("--area names no district")
+            status = gw.json(
+                "POST", "oversight", purpose=purpose, body={"programme": programme, "districts": districts}
+            )
+            job_id = str(status["job_id"])
+            err.print(f"submitted oversight run {job_id} ({status['total']:,} residents); `--job {job_id}` resumes")
+        path = f"/{quote(job_id, safe='')}"
+        status = gw.json("GET", "bulk", path, purpose=purpose)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeElapsedColumn(),
+            console=err,
+        )  # fmt: skip
+        try:
+            with progress:
+                task = progress.add_task(f"oversight {job_id[:8]}", total=status["total"], completed=status["done"])
+                while status["state"] in ("queued", "running"):
+                    time.sleep(POLL_SECONDS)
+                    status = gw.json("GET", "bulk", path, purpose=purpose)
+                    progress.update(task, completed=status["done"])
+        except KeyboardInterrupt:
+            err.print(f"interrupted; the run goes on: `kiungo vsr oversight ... --job {job_id}` follows it")
+            raise typer.Exit(130) from None
+        params = {"threshold": threshold}
+        document = gw.json("GET", "oversight", f"{path}/report", purpose=purpose, params=params)
+        report_csv = gw.call("GET", "oversight", f"{path}/report", purpose=purpose, params=params | {"format": "csv"})
+        report_png = gw.call("GET", "oversight", f"{path}/report", purpose=purpose, params=params | {"format": "png"})
+        written = [out.with_suffix(".json"), out.with_suffix(".csv"), out.with_suffix(".png")]
+        try:
+            written[0].write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
+            written[1].write_text(report_csv.text, encoding="utf-8")
+            written[2].write_bytes(report_png.content)
+        except OSError as exc:
+            raise Usage(f"cannot write the report: {exc.strerror or exc}") from None
+        for renderable in oversight_view(document):
+            console.print(renderable)
+        console.print(Text(f"report in {', '.join(str(p) for p in written)}"))

@@ -17,17 +17,18 @@ import httpx
 
 import matching
 from gateway.settings import VsrSettings
-from gateway.vsr import crosscheck
+from gateway.vsr import crosscheck, oversight
 from gateway.vsr.bulk import BulkJobs, JobStatus, Worker
 from gateway.vsr.eligibility import RuleBook
 from gateway.vsr.errors import IdentityError, JobError, QueryError, RulesError, SourceFailed, VsrError
 from gateway.vsr.identity import MatchPolicy
-from gateway.vsr.registry import VirtualRegistry
+from gateway.vsr.registry import VirtualRegistry, sources_for
 from gateway.vsr.sources import BatchedSources, Sources, SourceServices
 from gateway.xroadclient import CallContext, XRoadClient
 
 BULK_KIND = "eligibility"
 CROSSCHECK_KIND = "crosscheck"
+OVERSIGHT_KIND = "oversight"
 DISTRICT_PAGE = 1000
 
 
@@ -113,11 +114,11 @@ class VsrService:
         self._launch(status.job_id)
         return status
 
-    async def _residents(self, district: str, ctx: CallContext) -> list[dict[str, Any]]:
+    async def _residents(self, district: str, ctx: CallContext, *, status: str = "alive") -> list[dict[str, Any]]:
         people: list[dict[str, Any]] = []
         offset = 0
         while True:
-            page, more = await self.sources.residents(district, ctx, offset=offset, limit=DISTRICT_PAGE)
+            page, more = await self.sources.residents(district, ctx, offset=offset, limit=DISTRICT_PAGE, status=status)
             for person in page:  # by national ID where there is one: those look-ups travel in batches
                 if person.national_id:
                     people.append({"national_id": person.national_id})
@@ -141,6 +142,72 @@ class VsrService:
         status = self.jobs.create(CROSSCHECK_KIND, params, items)
         self._launch(status.job_id)
         return status
+
+    async def submit_oversight(self, programme: str, districts: list[str], ctx: CallContext) -> JobStatus:
+        """Everyone living (or recorded as having lived) in the districts, decided and counted, never listed."""
+        self.registry.programme(programme)
+        if ctx.purpose != oversight.PURPOSE:
+            raise QueryError(f"oversight statistics are computed for the purpose {oversight.PURPOSE!r}")
+        if not districts:
+            raise QueryError("name at least one district")
+        people: list[dict[str, Any]] = []
+        for district in dict.fromkeys(districts):
+            people.extend(await self._residents(district, ctx, status="all"))
+        if not people:
+            raise QueryError("the civil registry lists nobody in these districts")
+        params = {
+            "programme": programme,
+            "purpose": ctx.purpose,
+            "user_id": ctx.user_id,
+            "client": ctx.client,
+            "districts": sorted(set(districts)),
+        }
+        status = self.jobs.create(OVERSIGHT_KIND, params, [{"person": p} for p in people])
+        self._launch(status.job_id)
+        return status
+
+    def oversight_report(self, job_id: str, threshold: int = 10) -> dict[str, Any]:
+        """The published aggregates of an oversight job (so far, while it runs)."""
+        status = self.jobs.status(job_id)
+        if status.kind != OVERSIGHT_KIND:
+            raise JobError(f"bulk job {job_id!r} is not an oversight job")
+        results: list[dict[str, Any]] = []
+        after = 0
+        while page := self.jobs.results(job_id, after=after, limit=5000):
+            results.extend(r.result for r in page)
+            after = page[-1].seq
+        programme = self.registry.programme(str(status.params["programme"]))
+        services = self.sources.services
+        asked = [services.civil_registry, services.programmes]
+        asked += [services.social_security] if "ssf" in sources_for(programme) else []
+        asked += [services.tax] if "tax" in sources_for(programme) else []
+        return oversight.report(
+            results, programme=programme, threshold=threshold, as_of=self.registry.today(), sources=asked,
+            job=status.as_dict(), districts=status.params.get("districts") or [],
+        )  # fmt: skip
+
+    def oversight_trends(self, programme: str, ctx: CallContext, threshold: int = 10) -> list[dict[str, Any]]:
+        """The headline figures of every finished oversight run of a programme, oldest first."""
+        runs = [
+            j
+            for j in self.jobs.list(limit=1000)
+            if j.kind == OVERSIGHT_KIND and j.state == "done" and j.params.get("programme") == programme
+        ]
+        out = []
+        for job in sorted(runs, key=lambda j: j.created_at):
+            document = self.oversight_report(job.job_id, threshold)
+            total: dict[str, Any] = next((r for r in document["tables"]["coverage"]["rows"] if r["row"] == "total"), {})
+            out.append(
+                {
+                    "job_id": job.job_id,
+                    "run_at": job.updated_at,
+                    "districts": job.params.get("districts"),
+                    "as_of": document["as_of"],
+                    "rules_version": document["rules_version"],
+                    "totals": {k: v for k, v in total.items() if k not in ("row", "suppressed")},
+                }
+            )
+        return out
 
     def crosscheck_report(self, job_id: str) -> dict[str, Any]:
         """The cross-check's report so far (complete once the job is done), duplicates included."""
@@ -190,6 +257,12 @@ class VsrService:
             )
             return crosscheck.check(answer, registry.programme(programme), item.get("beneficiary_no"))
 
+        async def count(item: dict[str, Any]) -> dict[str, Any]:
+            answer = await registry.eligibility(
+                item["person"], programme, ctx, purpose=oversight.PURPOSE, also=oversight.SOURCES
+            )
+            return oversight.classify(answer, registry.programme(programme))
+
         async def decide(item: dict[str, Any]) -> dict[str, Any]:
             answer = await registry.eligibility(item["person"], programme, ctx)
             decision = answer.decision
@@ -204,7 +277,9 @@ class VsrService:
             }
 
         task = asyncio.get_running_loop().create_task(
-            self._run(job_id, check if status.kind == CROSSCHECK_KIND else decide, concurrency, batched),
+            self._run(
+                job_id, {CROSSCHECK_KIND: check, OVERSIGHT_KIND: count}.get(status.kind, decide), concurrency, batched
+            ),
             name=f"vsr-bulk-{job_id}",
         )
         self._tasks[job_id] = task

@@ -209,9 +209,11 @@ class Sources:
             return None, answer.provenance
         return Person(_person(element), answer.provenance), answer.provenance
 
-    async def residents(self, district: str, ctx: CallContext, *, offset: int, limit: int) -> tuple[list[Person], bool]:
-        """One page of the people the civil registry lists as living in a district."""
-        arguments: dict[str, str | int] = {"districtCode": district, "offset": offset, "limit": limit}
+    async def residents(
+        self, district: str, ctx: CallContext, *, offset: int, limit: int, status: str = "alive"
+    ) -> tuple[list[Person], bool]:
+        """One page of the people the civil registry lists in a district (living, or `all`)."""
+        arguments: dict[str, str | int] = {"districtCode": district, "offset": offset, "limit": limit, "status": status}
         answer = await self.client.soap(self._cra("ListResidents"), ctx, arguments, CRA_NAMESPACE)
         people = [Person(_person(e), answer.provenance) for e in answer.data.findall(_q("person"))]
         return people, answer.data.findtext(_q("hasMore")) == "true"
