@@ -403,7 +403,7 @@ def crosscheck(vsr: Vsr, http: httpx.Client, people: list[str], console: Console
                 f"  cross-check {len(people):,}: {status['done']:,} done after {now - started:.0f} s, "
                 f"{status['done'] / (now - started):.0f}/s"
             )
-    report = http.get(vsr.url("crosscheck", f"/{job}/report"), headers=headers, timeout=600)
+    report = http.get(vsr.url("crosscheck", f"/{job}/report"), params={"limit": 0}, headers=headers, timeout=600)
     report.raise_for_status()
     return time.perf_counter() - started, report.json()["summary"]
 

@@ -197,13 +197,22 @@ def create_vsr_app(service: VsrService) -> FastAPI:
         responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
     )
     async def crosscheck_report(
-        request: Request, job_id: str, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
+        request: Request,
+        job_id: str,
+        format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+        offset: Annotated[int, Query(ge=0, description="the first beneficiary of this page (0-based)")] = 0,
+        limit: Annotated[int, Query(ge=0, le=2000, description="beneficiaries per page (0: the summary only)")] = 1000,
     ) -> Response:
+        """The summary covers the whole list; the beneficiaries come a page at a time (a report of 100,000
+        beneficiaries is far larger than one answer through the gateway may be)."""
         service.job(job_id, context(request))
         document = service.crosscheck_report(job_id)
+        rows = document["beneficiaries"]
+        page = {**document, "beneficiaries": rows[offset : offset + limit]}
+        page["page"] = {"offset": offset, "limit": limit, "total": len(rows)}
         if format == "csv":
-            return Response(crosscheck.to_csv(document), media_type="text/csv; charset=utf-8")
-        return JSONResponse(document)
+            return Response(crosscheck.to_csv(page, header=offset == 0), media_type="text/csv; charset=utf-8")
+        return JSONResponse(page)
 
     @app.post("/v1/oversight", status_code=202, summary="Compute oversight statistics (a bulk job)")
     async def oversight_submit(request: Request, body: OversightRequest) -> dict[str, Any]:

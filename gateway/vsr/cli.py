@@ -39,6 +39,7 @@ TOKEN_ENV: Final = "KIUNGO_CLIENT_TOKEN"  # noqa: S105 - the variable's name, no
 DEFAULT_CLIENT: Final = "ZZ/GOV/MSP/programme-mis"
 DEFAULT_REGISTRY: Final = "ZZ/GOV/MSP/vsr"
 POLL_SECONDS: Final = 0.5
+REPORT_PAGE: Final = 1000  # beneficiaries per report page
 RESULTS_PAGE: Final = 1000  # results per read: bounded answers, however far behind the reader is
 OUTCOMES: Final = ("eligible", "not_eligible", "undetermined", "errors")
 PERSON_FIELDS: Final = tuple(PersonQuery.model_fields)
@@ -1079,8 +1080,18 @@ def crosscheck(
         except KeyboardInterrupt:
             err.print(f"interrupted; the cross-check goes on: `kiungo vsr crosscheck ... --job {job_id}` follows it")
             raise typer.Exit(130) from None
-        document = gw.json("GET", "crosscheck", f"{path}/report", purpose=purpose)
-        report_csv = gw.call("GET", "crosscheck", f"{path}/report", purpose=purpose, params={"format": "csv"}).text
+        document = gw.json("GET", "crosscheck", f"{path}/report", purpose=purpose, params={"limit": 0})
+        rows: list[Any] = []
+        csv_parts: list[str] = []
+        total = document["page"]["total"]
+        for offset in range(0, max(total, 1), REPORT_PAGE):  # a page at a time: whole lists are large
+            params = {"offset": offset, "limit": REPORT_PAGE}
+            rows.extend(gw.json("GET", "crosscheck", f"{path}/report", purpose=purpose, params=params)["beneficiaries"])
+            answer = gw.call("GET", "crosscheck", f"{path}/report", purpose=purpose, params=params | {"format": "csv"})
+            csv_parts.append(answer.text)
+        document["beneficiaries"] = rows
+        document.pop("page", None)
+        report_csv = "".join(csv_parts)
         written = [out.with_suffix(".json"), out.with_suffix(".csv")]
         try:
             written[0].write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")

@@ -178,11 +178,12 @@ CSV_COLUMNS = (
 )
 
 
-def to_csv(document: Mapping[str, Any]) -> str:
+def to_csv(document: Mapping[str, Any], *, header: bool = True) -> str:
     """One line per beneficiary: flags and review marks joined, evidence as exchange ids."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    if header:
+        writer.writerow(CSV_COLUMNS)
     for row in document["beneficiaries"]:
         identity = row.get("identity", {})
         evidence = []

@@ -18,7 +18,7 @@ import httpx
 import matching
 from gateway.settings import VsrSettings
 from gateway.vsr import crosscheck, oversight
-from gateway.vsr.bulk import BulkJobs, JobStatus, Worker
+from gateway.vsr.bulk import UNFINISHED, BulkJobs, JobStatus, Worker
 from gateway.vsr.eligibility import RuleBook
 from gateway.vsr.errors import IdentityError, JobError, QueryError, RulesError, SourceFailed, VsrError
 from gateway.vsr.identity import MatchPolicy
@@ -29,6 +29,7 @@ from gateway.xroadclient import CallContext, XRoadClient
 BULK_KIND = "eligibility"
 CROSSCHECK_KIND = "crosscheck"
 OVERSIGHT_KIND = "oversight"
+REPORTS_KEPT = 3  # finished cross-check reports kept in memory for paging
 DISTRICT_PAGE = 1000
 
 
@@ -72,6 +73,7 @@ class VsrService:
             settings.jobs_url or f"sqlite:///{data_dir / 'vsr-jobs.sqlite'}", max_items=settings.bulk_max_items
         )
         self._tasks: dict[str, asyncio.Task[JobStatus]] = {}
+        self._reports: dict[str, dict[str, Any]] = {}
 
     def start(self) -> None:
         """Resume what a stop or a crash interrupted, and what a storage failure stopped."""
@@ -210,10 +212,16 @@ class VsrService:
         return out
 
     def crosscheck_report(self, job_id: str) -> dict[str, Any]:
-        """The cross-check's report so far (complete once the job is done), duplicates included."""
+        """The cross-check's report so far (complete once the job is done), duplicates included.
+
+        A finished job's report is kept (the last few), so that reading it page by page costs one build.
+        """
         status = self.jobs.status(job_id)
         if status.kind != CROSSCHECK_KIND:
             raise JobError(f"bulk job {job_id!r} is not a cross-check")
+        cached = self._reports.get(job_id)
+        if cached is not None:
+            return cached
         results: list[tuple[int, dict[str, Any]]] = []
         after = 0
         while page := self.jobs.results(job_id, after=after, limit=5000):
@@ -221,6 +229,10 @@ class VsrService:
             after = page[-1].seq
         document = crosscheck.report(results)
         document["job"] = status.as_dict()
+        if status.state not in UNFINISHED:
+            self._reports[job_id] = document
+            while len(self._reports) > REPORTS_KEPT:
+                self._reports.pop(next(iter(self._reports)))
         return document
 
     async def _run(self, job_id: str, worker: Worker, concurrency: int, batched: BatchedSources | None) -> JobStatus:

@@ -108,6 +108,13 @@ def test_a_list_is_cross_checked_with_evidence_for_every_flag(vsr: Vsr) -> None:
     for row in document["beneficiaries"]:
         for flag in row["flags"]:
             assert flag["evidence"], f"no flag without evidence: {flag}"
+    job_id = document["job"]["job_id"]
+    summary_only = vsr.get("crosscheck", f"/{job_id}/report", purpose=LIST_PURPOSE, limit=0).json()
+    assert summary_only["beneficiaries"] == []
+    assert summary_only["page"] == {"offset": 0, "limit": 0, "total": 8}
+    assert summary_only["summary"] == summary
+    second = vsr.get("crosscheck", f"/{job_id}/report", purpose=LIST_PURPOSE, offset=3, limit=3).json()
+    assert [r["index"] for r in second["beneficiaries"]] == [3, 4, 5]
     line = next(r for r in document["csv"] if r["beneficiary_no"] == "OAG-L0002")
     assert line["flags"].startswith("deceased: died")
     assert deceased["evidence"][0]["exchange_id"] in line["evidence"]
