@@ -84,7 +84,8 @@ def compare(report: Mapping[str, Any], country: Path) -> list[dict[str, Any]]:
     on = dt.date.fromisoformat(report["as_of"])
     true = truth(country, districts, on, report["programme"])
     total = next(r for r in report["tables"]["coverage"]["rows"] if r["row"] == "total")
-    undetermined = sum(total.get(c) or 0 for c in ("undetermined, enrolled", "undetermined, not enrolled"))
+    parts = [total.get(c) for c in ("undetermined, enrolled", "undetermined, not enrolled")]
+    undetermined = None if None in parts else sum(p or 0 for p in parts)  # a suppressed part hides the sum
     out = []
     for cls in CLASSES:
         estimate = total.get(cls)

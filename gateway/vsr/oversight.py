@@ -70,6 +70,7 @@ def classify(answer: Answer, programme: Programme) -> dict[str, Any]:
         "receives": active if known else None,
         "missing": sorted(decision.missing),
         "complete": not [o for o in g.outcomes.values() if o.status == "failed"],
+        "failures": sorted(f"{o.service}: {o.code}" for o in g.outcomes.values() if o.status == "failed"),
     }
 
 
@@ -95,6 +96,7 @@ def report(
     receipt: dict[str, Counter[str]] = defaultdict(Counter)
     households: dict[tuple[str, str], set[str]] = defaultdict(set)
     missing: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
     incomplete = errors = 0
     for r in results:
         if "error" in r:
@@ -106,6 +108,7 @@ def report(
         if not r.get("complete", True):
             incomplete += 1
         missing.update(r.get("missing") or [])
+        failures.update(r.get("failures") or [])
         if r.get("alive") and r.get("receives") is not None:
             for name in r["receives"]:
                 receipt[district][name] += 1
@@ -151,6 +154,7 @@ def report(
             "incomplete_answers": incomplete,
             "errors": errors,
             "facts_missing": dict(missing.most_common()),
+            "source_failures": dict(failures.most_common()),
             "note": (
                 "Counts are of people the civil registry lists as residents: people it has never registered "
                 "are not counted, and estimated exclusion misses them. Undetermined decisions lacked a fact."

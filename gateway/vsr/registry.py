@@ -83,10 +83,15 @@ class VirtualRegistry:
         self.source_timeout = source_timeout
         self.as_of = as_of
 
-    def with_sources(self, sources: Sources) -> VirtualRegistry:
-        """The same registry asking through other sources (a bulk job's batched ones)."""
+    def with_sources(self, sources: Sources, *, source_timeout: float | None = None) -> VirtualRegistry:
+        """The same registry asking through other sources (a bulk job's batched ones).
+
+        A bulk job's questions queue for their batch or their turn, so its `source_timeout` covers the
+        wait too; each exchange keeps the client's own timeout, so a hung source still fails fast.
+        """
         twin = copy.copy(self)
         twin.sources = sources
+        twin.source_timeout = source_timeout or self.source_timeout
         twin.resolver = Resolver(
             sources, self.resolver.model, registry_size=self.resolver.registry_size, policy=self.resolver.policy
         )

@@ -29,6 +29,7 @@ from gateway.xroadclient import CallContext, XRoadClient
 BULK_KIND = "eligibility"
 CROSSCHECK_KIND = "crosscheck"
 OVERSIGHT_KIND = "oversight"
+BULK_SOURCE_TIMEOUT = 120.0  # seconds a bulk job's question may wait for its batch or its turn, and be answered
 REPORTS_KEPT = 3  # finished cross-check reports kept in memory for paging
 DISTRICT_PAGE = 1000
 
@@ -260,7 +261,7 @@ class VsrService:
         if self.settings.batch_size > 0:
             # many people in flight, so that their questions fill the batches
             batched = BatchedSources(self.client, self.sources.services, ctx, size=self.settings.batch_size)
-            registry = self.registry.with_sources(batched)
+            registry = self.registry.with_sources(batched, source_timeout=BULK_SOURCE_TIMEOUT)
             concurrency = max(concurrency, 2 * self.settings.batch_size)
 
         async def check(item: dict[str, Any]) -> dict[str, Any]:

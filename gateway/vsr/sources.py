@@ -242,9 +242,13 @@ class BatchedSources(Sources):
         *,
         size: int = 100,
         wait: float = 0.01,
+        single: int = 8,
     ) -> None:
         super().__init__(client, services)
         self.ctx = ctx  # one job's purpose, end user and issue: every batch is that job's
+        # questions that cannot travel in a batch go one at a time, a few at once, so that the many
+        # people in flight for the batches do not flood the gateway with single exchanges (and time out)
+        self._single = asyncio.Semaphore(single)
         self._people: Batcher[str, tuple[Person | None, Provenance]] = Batcher(self._fetch_people, size=size, wait=wait)
         self._incomes: Batcher[str, Income] = Batcher(self._fetch_incomes, size=size, wait=wait)
         self._members: Batcher[str, tuple[list[dict[str, Any]], Provenance]] = Batcher(
@@ -326,3 +330,21 @@ class BatchedSources(Sources):
         found = await self._enrolments.load(national_id)
         assert found is not None
         return found
+
+    async def person_by_record(self, record_id: str, ctx: CallContext) -> tuple[Person | None, Provenance]:
+        async with self._single:
+            return await super().person_by_record(record_id, ctx)
+
+    async def search(
+        self, criteria: Mapping[str, Any], ctx: CallContext, max_results: int = 20
+    ) -> tuple[list[Candidate], Provenance]:
+        async with self._single:
+            return await super().search(criteria, ctx, max_results)
+
+    async def household(self, person: Person, ctx: CallContext) -> Household | None:
+        async with self._single:
+            return await super().household(person, ctx)
+
+    async def enrolments_by_name(self, data: Mapping[str, Any], ctx: CallContext) -> Enrolments:
+        async with self._single:
+            return await super().enrolments_by_name(data, ctx)
