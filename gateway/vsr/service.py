@@ -31,6 +31,7 @@ CROSSCHECK_KIND = "crosscheck"
 OVERSIGHT_KIND = "oversight"
 BULK_SOURCE_TIMEOUT = 120.0  # seconds a bulk job's question may wait for its batch or its turn, and be answered
 REPORTS_KEPT = 3  # finished cross-check reports kept in memory for paging
+BATCHES_IN_FLIGHT = 8  # batches' worth of people a bulk job keeps in progress (measured: 2 -> 118/s, 8 -> 288/s)
 DISTRICT_PAGE = 1000
 
 
@@ -259,10 +260,11 @@ class VsrService:
         registry, concurrency = self.registry, self.settings.bulk_concurrency
         batched: BatchedSources | None = None
         if self.settings.batch_size > 0:
-            # many people in flight, so that their questions fill the batches
+            # many people in flight, so that their questions fill several batches at a time: a decision
+            # waits on a chain of batch exchanges, and throughput is people in flight over that wait
             batched = BatchedSources(self.client, self.sources.services, ctx, size=self.settings.batch_size)
             registry = self.registry.with_sources(batched, source_timeout=BULK_SOURCE_TIMEOUT)
-            concurrency = max(concurrency, 2 * self.settings.batch_size)
+            concurrency = max(concurrency, BATCHES_IN_FLIGHT * self.settings.batch_size)
 
         async def check(item: dict[str, Any]) -> dict[str, Any]:
             answer = await registry.eligibility(
