@@ -50,11 +50,12 @@ class PeerClient:
             response = await self._client.send(request, stream=True)
             try:
                 self._check_pin(response, peer)
-                content = b""
+                received = bytearray()  # not bytes +=: a large answer in many chunks would be copied again each time
                 async for chunk in response.aiter_raw():
-                    content += chunk
-                    if len(content) > MAX_ANSWER:
+                    received += chunk
+                    if len(received) > MAX_ANSWER:
                         raise GatewayError(errors.INVALID_RESPONSE, "the provider's gateway answered too much")
+                content = bytes(received)
             finally:
                 await response.aclose()
         except httpx.TimeoutException:
