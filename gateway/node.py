@@ -81,12 +81,7 @@ class Node:
             vsr = VsrService(settings.vsr, settings.data_dir, httpx.ASGITransport(app=self.loopback))
         except VsrError as exc:
             raise ConfigError(f"vsr: {exc}") from None
-        connector = RestConnector(
-            settings.vsr.system,
-            RestSettings(base_url="http://vsr.local", timeout=settings.server.provider_timeout, retries=0),
-            transport=httpx.ASGITransport(app=create_vsr_app(vsr)),
-        )
-        self.connectors[settings.vsr.system] = connector
+        self._attach(settings.vsr.system, create_vsr_app(vsr))
         return vsr
 
     def _host_events(self, settings: NodeSettings) -> EventService:
@@ -96,13 +91,16 @@ class Node:
             events = EventService(settings.events, settings.data_dir, httpx.ASGITransport(app=self.loopback))
         except EventsError as exc:
             raise ConfigError(f"events: {exc}") from None
-        connector = RestConnector(
-            settings.events.system,
-            RestSettings(base_url="http://events.local", timeout=settings.server.provider_timeout, retries=0),
-            transport=httpx.ASGITransport(app=create_events_app(events)),
-        )
-        self.connectors[settings.events.system] = connector
+        self._attach(settings.events.system, create_events_app(events))
         return events
+
+    def _attach(self, system: str, app: ASGIApp) -> None:
+        """A service hosted in this process, reached by the gateway as the system `system` (no socket)."""
+        self.connectors[system] = RestConnector(
+            system,
+            RestSettings(base_url=f"http://{system}.local", timeout=self.settings.server.provider_timeout, retries=0),
+            transport=httpx.ASGITransport(app=app),
+        )
 
     def _open_log(self, settings: NodeSettings) -> ExchangeLog:
         url = settings.log.url or f"sqlite:///{settings.data_dir / 'log.sqlite'}"

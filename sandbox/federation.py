@@ -256,9 +256,14 @@ def prepare_vsr(country_dir: Path) -> dict[str, Any]:
     from sandbox.population import REFERENCE_DATE
 
     model_file = country_dir / "vsr-model.json"
-    cra = matching.load(country_dir / "cra.sqlite", matching.CRA_PERSON)
-    settings: dict[str, Any] = {"registry_size": len(cra), "as_of": str(REFERENCE_DATE)}
+    conn = sqlite3.connect(country_dir / "cra.sqlite")
+    try:  # the registry's size, without loading it: on every start but the first, that is all we need
+        (size,) = conn.execute("SELECT COUNT(*) FROM person").fetchone()
+    finally:
+        conn.close()
+    settings: dict[str, Any] = {"registry_size": int(size), "as_of": str(REFERENCE_DATE)}
     if not model_file.exists():
+        cra = matching.load(country_dir / "cra.sqlite", matching.CRA_PERSON)
         msp = matching.load(country_dir / "msp.sqlite", matching.MSP_BENEFICIARY)
         try:
             model = matching.train(matching.normalise_frame(msp), matching.normalise_frame(cra), sources=("msp", "cra"))

@@ -41,13 +41,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from gateway.dcienvelope import (
+    ERR_REQUEST,
+    VERSION,
+    read_envelope,
+    timestamp,
+)
 from gateway.events.errors import DciError
 from gateway.identifiers import ClientId, IdentifierError, ServiceId
 
 if TYPE_CHECKING:
     from gateway.events.store import Event, Subscription
 
-VERSION: Final = "1.0.0"
 SUBSCRIBE: Final = "subscribe"
 UNSUBSCRIBE: Final = "unsubscribe"
 NOTIFY: Final = "notify"
@@ -61,9 +66,6 @@ _MAX_REFERENCE_ID: Final = 255
 _MAX_CODE: Final = 99  # the spec's SubscriptionCode maxLength
 
 # Header faults (MsgHeaderStatusReasonCode).
-RJCT_VERSION: Final = "rjct.version.invalid"
-RJCT_MESSAGE_TS: Final = "rjct.message_ts.invalid"
-RJCT_ACTION: Final = "rjct.action.invalid"
 RJCT_TOTAL_COUNT: Final = "rjct.total_count.invalid"
 RJCT_TOTAL_COUNT_LIMIT: Final = "rjct.total_count.limit_exceeded"
 # Item faults (SubscribeStatusReasonCode, UnSubscribeStatusReasonCode).
@@ -77,9 +79,6 @@ RJCT_SUBSCRIPTION_CODE: Final = "rjct.subscription_code.invalid"
 RJCT_REQUESTER: Final = "rjct.requester.invalid"
 RJCT_ALREADY_UNSUBSCRIBED: Final = "rjct.event.already_unsubscribed"
 # An unreadable message (the Error object's codes).
-ERR_REQUEST: Final = "err.request.bad"
-ERR_SENDER_ID: Final = "err.sender_id.invalid"
-ERR_ENCRYPTION: Final = "err.encryption.invalid"
 
 _QUERY_TYPES: Final = ("idtype-value", "expression", "predicate")
 _DISTRICT_ATTRIBUTES: Final = frozenset(
@@ -202,35 +201,7 @@ def event_type(value: object) -> str | None:
 
 
 def _envelope(envelope: object, action: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    """The header and message of a plain (unencrypted) envelope, the header checked."""
-    if not isinstance(envelope, Mapping):
-        raise DciError(ERR_REQUEST, "the message must be a JSON object with header and message")
-    header = envelope.get("header")
-    if not isinstance(header, Mapping):
-        raise DciError(ERR_REQUEST, "header is missing or not an object")
-    message_id = header.get("message_id")
-    if not isinstance(message_id, str) or not message_id.strip():
-        raise DciError(ERR_REQUEST, "header.message_id is missing")
-    if header.get("version", VERSION) != VERSION:
-        raise DciError(RJCT_VERSION, f"header.version must be {VERSION}")
-    if _timestamp(header.get("message_ts")) is None:
-        raise DciError(RJCT_MESSAGE_TS, "header.message_ts must be an ISO 8601 date-time")
-    if header.get("action") != action:
-        raise DciError(RJCT_ACTION, f"header.action must be {action} on this endpoint")
-    sender = header.get("sender_id")
-    if not isinstance(sender, str) or not sender.strip():
-        raise DciError(ERR_SENDER_ID, "header.sender_id is missing")
-    encrypted = header.get("is_msg_encrypted")
-    if encrypted is True:
-        raise DciError(ERR_ENCRYPTION, "encrypted messages are not accepted: set header.is_msg_encrypted false")
-    if encrypted not in (None, False):
-        raise DciError(ERR_REQUEST, "header.is_msg_encrypted must be true or false")
-    message = envelope.get("message")
-    if not isinstance(message, Mapping):
-        raise DciError(ERR_REQUEST, "message is missing or not an object")
-    if "ciphertext" in message:
-        raise DciError(ERR_ENCRYPTION, "encrypted messages are not accepted")
-    return header, message
+    return read_envelope(envelope, action, DciError)
 
 
 def _transaction_id(message: Mapping[str, Any]) -> str:
@@ -253,7 +224,7 @@ def _check_count(header: Mapping[str, Any], count: int, what: str) -> None:
 
 
 def _subscribe_item(raw: Mapping[str, Any], subscriber: str) -> Criteria:
-    if _timestamp(raw.get("timestamp")) is None:
+    if timestamp(raw.get("timestamp")) is None:
         raise DciError(RJCT_TIMESTAMP, "timestamp must be an ISO 8601 date-time")
     criteria = raw.get("subscribe_criteria")
     if not isinstance(criteria, Mapping):
@@ -331,15 +302,6 @@ def _callback(raw: object, subscriber: str) -> tuple[str, str]:
     if not isinstance(path, str) or not _PATH.fullmatch(path) or any(s in (".", "..") for s in path.split("/")):
         raise DciError(RJCT_NOTIFY_DETAILS, "callback.path must be empty or a path like /v1/x (no query, no dots)")
     return str(sid), path
-
-
-def _timestamp(value: object) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _reject(reference_id: str, reason_code: str, message: str) -> ItemResult:

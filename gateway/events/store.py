@@ -24,7 +24,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    Engine,
     Index,
     Integer,
     MetaData,
@@ -32,14 +31,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     exists,
     func,
     select,
 )
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from gateway.database import make_engine
 from gateway.events.dci import Criteria
 from gateway.events.errors import DeliveryNotFound, StoreError
 
@@ -211,32 +209,13 @@ def ms(moment: dt.datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _make_engine(url: str) -> Engine:
-    """The exchange log's conventions: plain `postgresql://` means psycopg 3; SQLite in WAL mode."""
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    try:
-        if not url.startswith("sqlite"):
-            return create_engine(url, pool_pre_ping=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-    except (ArgumentError, ImportError) as exc:
-        raise StoreError(f"events store URL: {type(exc).__name__}") from None
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    return engine
-
-
 class EventStore:
     def __init__(self, url: str, *, now: Callable[[], dt.datetime] | None = None) -> None:
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
-        self.engine = _make_engine(url)
+        try:
+            self.engine = make_engine(url)
+        except (ArgumentError, ImportError) as exc:
+            raise StoreError(f"events store URL: {type(exc).__name__}") from None
         try:
             metadata.create_all(self.engine, checkfirst=True)
             with self.engine.begin() as conn:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Engine, or_, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.database import make_engine
 from gateway.exchangelog import store
 from gateway.exchangelog.errors import LogError, LoggingFailed
 from gateway.exchangelog.merkle import (
@@ -120,7 +121,7 @@ class ExchangeLog:
         keep_bodies_key: bytes | None = None,
     ) -> ExchangeLog:
         try:
-            engine = store.make_engine(url)
+            engine = make_engine(url)
             store.create_schema(engine)
             log = cls(
                 engine,

@@ -23,8 +23,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
-    event,
     literal_column,
     select,
 )
@@ -102,30 +100,6 @@ INDEXED = ("subject_hash", "client", "service", "purpose", "decision", "request_
 #: Searchable without an index of their own (rarer queries, narrowed by the indexed fields first).
 UNINDEXED = ("issue",)
 NUMERIC = frozenset({"request_in_ts"})
-
-
-def engine_url(url: str) -> str:
-    """Accept plain `postgresql://` and choose the psycopg 3 driver for it."""
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
-
-
-def make_engine(url: str) -> Engine:
-    real = engine_url(url)
-    if real.startswith("sqlite"):
-        engine = create_engine(real, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        return engine
-    return create_engine(real, pool_pre_ping=True)
 
 
 def field(dialect: str, name: str) -> ColumnElement[Any]:

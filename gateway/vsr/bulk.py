@@ -25,19 +25,17 @@ from typing import Any, Final
 from sqlalchemy import (
     Column,
     Connection,
-    Engine,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
-    create_engine,
-    event,
     func,
     select,
 )
 
+from gateway.database import make_engine
 from gateway.vsr.errors import JobError
 
 Worker = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -130,25 +128,6 @@ def _ndjson(value: dict[str, Any]) -> bytes:
     return (json.dumps(value, separators=(",", ":")) + "\n").encode()
 
 
-def _make_engine(url: str) -> Engine:
-    """The exchange log's conventions: plain `postgresql://` means psycopg 3; SQLite in WAL mode."""
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    return engine
-
-
 def _error_result(exc: BaseException) -> dict[str, Any]:
     return {"error": {"type": type(exc).__name__, "message": str(exc)}}
 
@@ -179,7 +158,7 @@ class BulkJobs:
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         self.max_items = max_items
-        self.engine = _make_engine(url)
+        self.engine = make_engine(url)
         metadata.create_all(self.engine, checkfirst=True)
         self._sql = _hot_sql(self.engine.dialect.name)
         self._runs: dict[str, _Run] = {}

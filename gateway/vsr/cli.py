@@ -1018,6 +1018,26 @@ def cancel(
     )
 
 
+def _await_job(gw: Gateway, job_id: str, purpose: str, *, label: str, command: str, err: Console) -> None:
+    """Show a job's progress until it ends; Ctrl-C leaves it running and says how to follow it again."""
+    path = f"/{quote(job_id, safe='')}"
+    status = gw.json("GET", "bulk", path, purpose=purpose)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeElapsedColumn(),
+        console=err,
+    )  # fmt: skip
+    try:
+        with progress:
+            task = progress.add_task(f"{label} {job_id[:8]}", total=status["total"], completed=status["done"])
+            while status["state"] in ("queued", "running"):
+                time.sleep(POLL_SECONDS)
+                status = gw.json("GET", "bulk", path, purpose=purpose)
+                progress.update(task, completed=status["done"])
+    except KeyboardInterrupt:
+        err.print(f"interrupted; the {label} goes on: `kiungo vsr {command} ... --job {job_id}` follows it")
+        raise typer.Exit(130) from None
+
+
 LIST_PURPOSE: Final = "beneficiary-list-maintenance"
 
 
@@ -1061,25 +1081,7 @@ def crosscheck(
             job_id = str(status["job_id"])
             err.print(f"submitted cross-check {job_id} ({len(people)} beneficiaries); `--job {job_id}` resumes")
         path = f"/{quote(job_id, safe='')}"
-        status = gw.json("GET", "bulk", path, purpose=purpose)
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _Rate(),
-            TimeElapsedColumn(),
-            console=err,
-        )
-        try:
-            with progress:
-                task = progress.add_task(f"cross-check {job_id[:8]}", total=status["total"], completed=status["done"])
-                while status["state"] in ("queued", "running"):
-                    time.sleep(POLL_SECONDS)
-                    status = gw.json("GET", "bulk", path, purpose=purpose)
-                    progress.update(task, completed=status["done"])
-        except KeyboardInterrupt:
-            err.print(f"interrupted; the cross-check goes on: `kiungo vsr crosscheck ... --job {job_id}` follows it")
-            raise typer.Exit(130) from None
+        _await_job(gw, job_id, purpose, label="cross-check", command="crosscheck", err=err)
         document = gw.json("GET", "crosscheck", f"{path}/report", purpose=purpose, params={"limit": 0})
         rows: list[Any] = []
         csv_parts: list[str] = []
@@ -1154,21 +1156,7 @@ def oversight(
             job_id = str(status["job_id"])
             err.print(f"submitted oversight run {job_id} ({status['total']:,} residents); `--job {job_id}` resumes")
         path = f"/{quote(job_id, safe='')}"
-        status = gw.json("GET", "bulk", path, purpose=purpose)
-        progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeElapsedColumn(),
-            console=err,
-        )  # fmt: skip
-        try:
-            with progress:
-                task = progress.add_task(f"oversight {job_id[:8]}", total=status["total"], completed=status["done"])
-                while status["state"] in ("queued", "running"):
-                    time.sleep(POLL_SECONDS)
-                    status = gw.json("GET", "bulk", path, purpose=purpose)
-                    progress.update(task, completed=status["done"])
-        except KeyboardInterrupt:
-            err.print(f"interrupted; the run goes on: `kiungo vsr oversight ... --job {job_id}` follows it")
-            raise typer.Exit(130) from None
+        _await_job(gw, job_id, purpose, label="oversight", command="oversight", err=err)
         params = {"threshold": threshold}
         document = gw.json("GET", "oversight", f"{path}/report", purpose=purpose, params=params)
         report_csv = gw.call("GET", "oversight", f"{path}/report", purpose=purpose, params=params | {"format": "csv"})

@@ -37,9 +37,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
+from gateway.dcienvelope import (
+    ERR_REQUEST,
+    VERSION,
+    read_envelope,
+    timestamp,
+)
 from gateway.vsr.errors import QueryError
 
-VERSION: Final = "1.0.0"
 SEARCH_ACTION: Final = "search"
 RESPONSE_ACTION: Final = "on-search"
 MAX_ITEMS: Final = 100  # search_request items (or enrolled criteria) per message
@@ -50,10 +55,7 @@ _MAX_TRANSACTION_ID: Final = 99  # the spec's maxLength of transaction_id
 _MAX_INT32: Final = 2**31 - 1  # pagination numbers are int32
 
 # Header faults (MsgHeaderStatusReasonCode).
-RJCT_VERSION: Final = "rjct.version.invalid"
 RJCT_MESSAGE_ID_DUPLICATE: Final = "rjct.message_id.duplicate"  # for the caller's replay check
-RJCT_MESSAGE_TS: Final = "rjct.message_ts.invalid"
-RJCT_ACTION: Final = "rjct.action.invalid"
 RJCT_TOTAL_COUNT: Final = "rjct.total_count.invalid"
 RJCT_TOTAL_COUNT_LIMIT: Final = "rjct.total_count.limit_exceeded"
 # Item faults (SearchStatusReasonCode).
@@ -65,9 +67,6 @@ RJCT_SORT: Final = "rjct.sort.invalid"
 RJCT_PAGINATION: Final = "rjct.pagination.invalid"
 RJCT_TOO_MANY_RECORDS: Final = "rjct.search.too_many_records_found"  # for the registry's answer
 # An unreadable message (the Error object's codes).
-ERR_REQUEST: Final = "err.request.bad"
-ERR_SENDER_ID: Final = "err.sender_id.invalid"
-ERR_ENCRYPTION: Final = "err.encryption.invalid"
 
 _OPERATORS: Final = ("gt", "lt", "eq", "ge", "le", "in")
 _CONDITIONS: Final = ("and", "or", "not")
@@ -283,36 +282,7 @@ def parse_enrolled_request(envelope: object) -> tuple[dict[str, Any], str, tuple
 
 
 def _envelope(envelope: object) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    """The header and message of a plain (unencrypted) search envelope, the header checked."""
-    if not isinstance(envelope, Mapping):
-        raise DciError(ERR_REQUEST, "the message must be a JSON object with header and message")
-    header = envelope.get("header")
-    if not isinstance(header, Mapping):
-        raise DciError(ERR_REQUEST, "header is missing or not an object")
-    message_id = header.get("message_id")
-    if not isinstance(message_id, str) or not message_id.strip():
-        raise DciError(ERR_REQUEST, "header.message_id is missing")
-    version = header.get("version", VERSION)
-    if version != VERSION:
-        raise DciError(RJCT_VERSION, f"header.version must be {VERSION}")
-    if not isinstance(header.get("message_ts"), str) or _timestamp(header["message_ts"]) is None:
-        raise DciError(RJCT_MESSAGE_TS, "header.message_ts must be an ISO 8601 date-time")
-    if header.get("action") != SEARCH_ACTION:
-        raise DciError(RJCT_ACTION, f"header.action must be {SEARCH_ACTION} on this endpoint")
-    sender = header.get("sender_id")
-    if not isinstance(sender, str) or not sender.strip():
-        raise DciError(ERR_SENDER_ID, "header.sender_id is missing")
-    encrypted = header.get("is_msg_encrypted")
-    if encrypted is True:
-        raise DciError(ERR_ENCRYPTION, "encrypted messages are not accepted: set header.is_msg_encrypted false")
-    if encrypted not in (None, False):
-        raise DciError(ERR_REQUEST, "header.is_msg_encrypted must be true or false")
-    message = envelope.get("message")
-    if not isinstance(message, Mapping):
-        raise DciError(ERR_REQUEST, "message is missing or not an object")
-    if "ciphertext" in message:
-        raise DciError(ERR_ENCRYPTION, "encrypted messages are not accepted")
-    return header, message
+    return read_envelope(envelope, SEARCH_ACTION, DciError)
 
 
 def _transaction_id(message: Mapping[str, Any]) -> str:
@@ -347,7 +317,7 @@ def _loose_reference(raw: Mapping[str, Any]) -> str:
 
 
 def _search_item(raw: Mapping[str, Any], reference_id: str) -> SearchItem:
-    if not isinstance(raw.get("timestamp"), str) or _timestamp(raw["timestamp"]) is None:
+    if not isinstance(raw.get("timestamp"), str) or timestamp(raw["timestamp"]) is None:
         raise DciError(RJCT_TIMESTAMP, "timestamp must be an ISO 8601 date-time")
     sc = raw.get("search_criteria")
     if not isinstance(sc, Mapping):
@@ -632,13 +602,6 @@ def _date(value: object) -> dt.date | None:
         if len(value) == 10:
             return dt.date.fromisoformat(value)
         return dt.datetime.fromisoformat(value).date()
-    except ValueError:
-        return None
-
-
-def _timestamp(value: str) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(value)
     except ValueError:
         return None
 
