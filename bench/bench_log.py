@@ -23,6 +23,7 @@ from rich.table import Table
 
 from bench.stats import median
 from gateway.exchangelog import ExchangeLog, LogRecord
+from tests.schemas import migrate
 
 RUNS = 3
 APPENDS_SQLITE = 5_000
@@ -90,7 +91,7 @@ def _plain_sqlite(path: Path, contents: list[str]) -> Callable[[], None]:
 
 def _appends(url: str, records: list[LogRecord]) -> Callable[[], None]:
     def run() -> None:
-        log = ExchangeLog.open(url, node="ZZ/GOV/CRA")
+        log = ExchangeLog.open(migrate(url, "log"), node="ZZ/GOV/CRA")
         for r in records:
             log.append(r)
         log.close()
@@ -181,7 +182,7 @@ def main() -> None:
 
         path = base / "verify.sqlite"
         key = ec.generate_private_key(ec.SECP256R1())
-        log = ExchangeLog.open(f"sqlite:///{path}", node="ZZ/GOV/CRA", signer=key)
+        log = ExchangeLog.open(migrate(f"sqlite:///{path}", "log"), node="ZZ/GOV/CRA", signer=key)
         for i, r in enumerate(records[:VERIFY_RECORDS]):
             log.append(r)
             if i % 5_000 == 4_999:

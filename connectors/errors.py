@@ -27,7 +27,8 @@ class InvalidRequestError(ConnectorError):
 
 
 class UnreachableError(ConnectorError):
-    """The agency system could not be connected to (refused, no route, name unknown, TLS failed)."""
+    """The agency system could not be connected to (refused, no route, name unknown, TLS failed), or the
+    connection broke (reset) before any byte of an answer came back."""
 
 
 class ConnectorTimeout(ConnectorError):

@@ -1,9 +1,13 @@
-"""A connector for agency systems that speak REST, on httpx.
+"""A connector for agency systems that speak REST, on aiohttp's pool (or any httpx transport).
 
 Path placeholders are filled from the call's parameters, each percent-encoded on its own so that no
 value can change the path; other parameters become the query (GET, DELETE) or a JSON body. Only
 idempotent calls are retried, and only when the connection failed or the system said it is
 temporarily unavailable: a retried POST could pay a benefit twice.
+
+Calls go out through `connectors.transport.HttpClient` (a tenth of httpx's CPU per call, and every
+exchange a provider gateway serves makes one); given an httpx transport (an app in the same process,
+a test double), through httpx.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import json
 import string
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +34,7 @@ from connectors.limits import ResponseTooLarge, read_limited
 from connectors.redaction import Redactor
 from connectors.retries import IDEMPOTENT_METHODS, RETRY_STATUSES, backoff
 from connectors.settings import RestSettings, parse
+from connectors.transport import HttpClient
 
 _DECODED = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -40,29 +46,51 @@ def placeholders(template: str) -> list[str]:
     return [name for _, name, _, _ in _FORMATTER.parse(template) if name]
 
 
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    method: str
+    path: str  # after the base URL: the filled-in path, and the query as the call gave it
+    params: dict[str, str]  # more query parameters, encoded as httpx encodes them
+    headers: dict[str, str]
+    content: bytes | None
+
+
 class RestConnector(AsyncCloseContext):
-    """Calls one REST agency system through a pooled httpx client."""
+    """Calls one REST agency system through a pooled client."""
 
     def __init__(self, name: str, settings: RestSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.name = name
         self.settings = settings
-        self._client = httpx.AsyncClient(
-            base_url=settings.base_url,
-            headers=settings.headers,
-            timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections, max_keepalive_connections=settings.max_keepalive
-            ),
-            follow_redirects=False,
-            transport=transport,
-        )
+        self._http: HttpClient | None = None
+        self._client: httpx.AsyncClient | None = None
+        if transport is None:
+            self._http = HttpClient(
+                timeout=settings.timeout,
+                connect_timeout=settings.connect_timeout,
+                max_connections=settings.max_connections,
+                headers=settings.headers,
+            )
+        else:
+            self._client = httpx.AsyncClient(
+                base_url=settings.base_url,
+                headers=settings.headers,
+                timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+                limits=httpx.Limits(
+                    max_connections=settings.max_connections, max_keepalive_connections=settings.max_keepalive
+                ),
+                follow_redirects=False,
+                transport=transport,
+            )
 
     @classmethod
     def from_config(cls, name: str, settings: Mapping[str, Any]) -> RestConnector:
         return cls(name, parse(RestSettings, name, settings))
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     async def call(self, request: ServiceRequest) -> ServiceResponse:
         method = request.method.upper()
@@ -100,7 +128,7 @@ class RestConnector(AsyncCloseContext):
             return self._respond(request, redact, status, headers, content, time.perf_counter() - started)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
-    def _build(self, method: str, request: ServiceRequest) -> httpx.Request:
+    def _build(self, method: str, request: ServiceRequest) -> _Outgoing:
         names = placeholders(request.operation)
         missing = [n for n in names if request.params.get(n) in (None, "")]
         if missing:
@@ -121,38 +149,48 @@ class RestConnector(AsyncCloseContext):
                 headers.setdefault("content-type", "application/json")
             else:
                 query = {k: _query_value(v) for k, v in rest.items()}
-        return self._client.build_request(method, path, params=query or None, content=content, headers=headers)
+        return _Outgoing(method, "/" + path.lstrip("/"), query, headers, content)
 
-    async def _send(self, built: httpx.Request, timeout: float | None) -> tuple[int, httpx.Headers, bytes]:
-        if timeout is not None:
-            built.extensions["timeout"] = httpx.Timeout(timeout, connect=self.settings.connect_timeout).as_dict()
-        response = await self._client.send(built, stream=True)
+    async def _send(self, out: _Outgoing, timeout: float | None) -> tuple[int, dict[str, str], bytes]:
+        limit = self.settings.max_response_bytes
         try:
-            content = await read_limited(response, self.settings.max_response_bytes)
+            if self._http is not None:
+                url = self.settings.base_url + out.path
+                if out.params:  # httpx's encoding of the query, as before
+                    url = str(httpx.URL(url).copy_merge_params(out.params))
+                answer = await self._http.send(
+                    out.method, url, headers=out.headers, content=out.content, timeout=timeout, max_bytes=limit
+                )
+                return answer.status, _flat(answer.headers.items()), answer.content
+            assert self._client is not None
+            built = self._client.build_request(
+                out.method, out.path, params=out.params or None, content=out.content, headers=out.headers
+            )
+            if timeout is not None:
+                built.extensions["timeout"] = httpx.Timeout(timeout, connect=self.settings.connect_timeout).as_dict()
+            response = await self._client.send(built, stream=True)
+            try:
+                content = await read_limited(response, limit)
+            finally:
+                await response.aclose()
+            return response.status_code, _flat(response.headers.multi_items()), content
         except ResponseTooLarge:
-            raise MalformedResponseError(
-                f"answer larger than {self.settings.max_response_bytes} bytes", system=self.name
-            ) from None
-        finally:
-            await response.aclose()
-        return response.status_code, response.headers, content
+            raise MalformedResponseError(f"answer larger than {limit} bytes", system=self.name) from None
 
     def _respond(
         self,
         request: ServiceRequest,
         redact: Redactor,
         status: int,
-        headers: httpx.Headers,
+        headers: dict[str, str],
         content: bytes,
         elapsed: float,
     ) -> ServiceResponse:
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        # the content was decoded while it streamed in: its length and coding are no longer the wire's
-        headers = httpx.Headers([(k, v) for k, v in headers.multi_items() if k not in _DECODED])
         data: Any = None
         is_json = media_type == "application/json" or media_type.endswith("+json")
         if request.passthrough:
-            return ServiceResponse(status, dict(headers.items()), content, None, media_type, elapsed)
+            return ServiceResponse(status, headers, content, None, media_type, elapsed)
         if is_json and content:
             try:
                 data = json.loads(content)
@@ -177,12 +215,26 @@ class RestConnector(AsyncCloseContext):
             )
         return ServiceResponse(
             status=status,
-            headers=dict(headers.items()),
+            headers=headers,
             content=content,
             data=data,
             media_type=media_type,
             elapsed=elapsed,
         )
+
+
+def _flat(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers as one lowercase name each, repeated ones joined by commas (httpx's `Headers.items()`).
+
+    The body was decoded while it came in: its length and coding are no longer the wire's, so they go.
+    """
+    flat: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        if key in _DECODED:
+            continue
+        flat[key] = f"{flat[key]}, {value}" if key in flat else value
+    return flat
 
 
 def _query_value(value: Param) -> str:

@@ -196,24 +196,31 @@ class SoapConnector(AsyncCloseContext):
         headers = {"content-type": "text/xml; charset=utf-8", **request.headers}
         timeout = request.timeout or self.settings.timeout
         started = time.perf_counter()
+        built = self._http.build_request("POST", self._endpoint, content=request.body, headers=headers)
+        built.extensions["timeout"] = httpx.Timeout(timeout, connect=self.settings.connect_timeout).as_dict()
         try:
-            built = self._http.build_request("POST", self._endpoint, content=request.body, headers=headers)
-            built.extensions["timeout"] = httpx.Timeout(timeout, connect=self.settings.connect_timeout).as_dict()
             response = await self._http.send(built, stream=True)
-            try:
-                content = await read_limited(response, self.settings.max_response_bytes)
-            finally:
-                await response.aclose()
-        except ResponseTooLarge:
-            raise MalformedResponseError(
-                f"answer larger than {self.settings.max_response_bytes} bytes", **where
-            ) from None
         except httpx.ConnectError as exc:
             raise UnreachableError(f"cannot connect ({type(exc).__name__})", **where) from None
         except httpx.TimeoutException:
             raise ConnectorTimeout(f"no answer within {timeout:g} s", **where) from None
+        except (httpx.ReadError, httpx.WriteError) as exc:
+            # reset or broken before any byte of an answer: the system is not there, it did not answer badly
+            raise UnreachableError(f"connection lost before an answer ({type(exc).__name__})", **where) from None
         except httpx.TransportError as exc:
             raise MalformedResponseError(f"broken answer ({type(exc).__name__})", **where) from None
+        try:
+            content = await read_limited(response, self.settings.max_response_bytes)
+        except ResponseTooLarge:
+            raise MalformedResponseError(
+                f"answer larger than {self.settings.max_response_bytes} bytes", **where
+            ) from None
+        except httpx.TimeoutException:
+            raise ConnectorTimeout(f"no answer within {timeout:g} s", **where) from None
+        except httpx.TransportError as exc:
+            raise MalformedResponseError(f"broken answer ({type(exc).__name__})", **where) from None
+        finally:
+            await response.aclose()
         media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         return ServiceResponse(
             status=response.status_code,

@@ -3,7 +3,7 @@
 Imports nothing from the other Kiungo packages: identifiers and purposes arrive as plain strings.
 """
 
-from consent.errors import ConsentError, ConsentNotFound, InvalidConsent, ReceiptError
+from consent.errors import ConsentError, ConsentNotFound, InvalidConsent, ReceiptError, StoreNotMigrated
 from consent.model import LAWFUL_BASIS_CONSENT, ConsentCheck, ConsentEvent, ConsentRecord
 from consent.receipts import ReceiptSigner, verify_receipt
 from consent.store import ConsentStore
@@ -19,5 +19,6 @@ __all__ = [
     "InvalidConsent",
     "ReceiptError",
     "ReceiptSigner",
+    "StoreNotMigrated",
     "verify_receipt",
 ]

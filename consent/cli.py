@@ -18,6 +18,7 @@ from typing import Annotated, Final
 import typer
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from sqlalchemy.exc import SQLAlchemyError
 
 from consent.errors import ConsentError, ReceiptError
 from consent.receipts import ReceiptSigner, load_public_key, verify_receipt
@@ -32,7 +33,14 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Db = Annotated[Path, typer.Option("--db", help="The consent store (SQLite file).")]
+Db = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        help="The consent store: an SQLite file or a database URL (sqlite:///PATH, postgresql://...); "
+        "`kiungo db upgrade --store consent --url URL` creates it.",
+    ),
+]
 SecretFile = Annotated[
     Path | None,
     typer.Option("--secret-file", help=f"File holding the store's hashing secret (default: ${SECRET_ENV})."),
@@ -54,6 +62,9 @@ def _reported() -> Iterator[None]:
         raise typer.Exit(2) from None
     except OSError as exc:
         typer.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    except SQLAlchemyError as exc:  # the class only: a driver's message may quote parameters
+        typer.echo(f"error: the consent database failed ({type(exc).__name__})", err=True)
         raise typer.Exit(2) from None
 
 
@@ -78,8 +89,9 @@ def _secret(secret_file: Path | None) -> bytes:
     raise _Usage(f"no store secret: set the environment variable {SECRET_ENV} or pass --secret-file FILE")
 
 
-def _open(db: Path, secret_file: Path | None) -> ConsentStore:
-    return ConsentStore(db, _secret(secret_file))
+def _open(db: str, secret_file: Path | None) -> ConsentStore:
+    """A URL as given, anything else an SQLite file (a missing one is not created: the error says how)."""
+    return ConsentStore(db if "://" in db else Path(db), _secret(secret_file))
 
 
 def _load_key(path: Path, passphrase_file: Path | None) -> ec.EllipticCurvePrivateKey:

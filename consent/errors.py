@@ -7,6 +7,10 @@ class ConsentError(Exception):
     """Base of every error the `consent` package raises on purpose."""
 
 
+class StoreNotMigrated(ConsentError):
+    """The database has no consent tables, or not the revision this code needs; the message names the fix."""
+
+
 class ConsentNotFound(ConsentError):
     """No consent record has the given id."""
 

@@ -15,16 +15,19 @@ from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
 from lxml import etree
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 
 import certs
 from consent import ConsentError, ConsentNotFound, ConsentRecord, ConsentStore
 from gateway import errors, rest, soap, tls
+from gateway.console import PREFIX, Console, ConsoleError, create_console
 from gateway.errors import ConfigError, GatewayError
 from gateway.events import DeliveryNotFound, EventsError, EventService
 from gateway.exchangelog import LogError, SignedTreeHead
@@ -42,17 +45,21 @@ _SOAP_BODY: dict[str, Any] = {
 }
 
 PageLimit = Annotated[int, Query(ge=1, le=1000)]
-PageOffset = Annotated[int, Query(ge=0)]
+MAX_INT = 2**63 - 1  # what the databases hold: a larger number is refused, not a crash
+PageOffset = Annotated[int, Query(ge=0, le=MAX_INT)]
 
 
 def create_app(settings: NodeSettings) -> FastAPI:
     node = Node(settings)
+    console = _console(settings, node)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         node.start()
         yield
         await node.aclose()
+        if console is not None:
+            console.close()
 
     app = FastAPI(
         title=f"Kiungo gateway: {settings.name}",
@@ -64,10 +71,17 @@ def create_app(settings: NodeSettings) -> FastAPI:
             "`pdu:purpose` (SOAP). Gateway errors carry `X-Road-Error`."
         ),
         lifespan=lifespan,
+        responses=errors.openapi_responses(),
     )
     app.state.node = node
+    app.state.console = console
+    if console is not None and not console.own_listener:
+        app.mount(PREFIX, console.app)  # the web console, on the client listener (docs/console.md)
     node.loopback.app = app
     app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(RequestValidationError, rest.validation_error)
+    app.add_exception_handler(HTTPException, rest.http_error)
+    app.add_exception_handler(Exception, rest.internal_error)
     operator = [Depends(operator_guard(settings.operator.token_sha256))]
 
     async def rest_exchange(request: Request) -> Response:
@@ -82,9 +96,18 @@ def create_app(settings: NodeSettings) -> FastAPI:
             operation_id=f"rest_{method.lower()}",
             summary=f"X-Road REST exchange ({method})",
             tags=["exchange"],
+            responses=rest.OPENAPI_RESPONSES,
+            openapi_extra=rest.OPENAPI_TARGET,
         )
 
-    @app.post("/", tags=["exchange"], summary="X-Road SOAP exchange", openapi_extra=_SOAP_BODY)
+    @app.post(
+        "/",
+        tags=["exchange"],
+        summary="X-Road SOAP exchange",
+        openapi_extra=_SOAP_BODY,
+        response_class=Response,
+        responses=soap.OPENAPI_RESPONSES,
+    )
     async def soap_exchange(request: Request) -> Response:
         return await soap.handle(request, node)
 
@@ -101,7 +124,13 @@ def create_app(settings: NodeSettings) -> FastAPI:
         members = [{"id": _json_id(cid), "name": name} for cid, name in listing]
         return JSONResponse({"member": members})
 
-    @app.get("/wsdl", tags=["metaservices"], summary="getWsdl: the WSDL of a SOAP service, pointing at this node")
+    @app.get(
+        "/wsdl",
+        tags=["metaservices"],
+        summary="getWsdl: the WSDL of a SOAP service, pointing at this node",
+        response_class=Response,
+        responses={200: {"description": "the WSDL", "content": {"text/xml": {"schema": {"type": "string"}}}}},
+    )
     async def get_wsdl(
         request: Request,
         xRoadInstance: str,
@@ -132,6 +161,7 @@ def create_app(settings: NodeSettings) -> FastAPI:
         tags=["operations"],
         summary="Fetch the federation directory now",
         dependencies=operator,
+        responses={502: {"description": "the directory could not be fetched or verified: its status, as on 200"}},
     )
     async def refresh_directory() -> Response:
         if node.federation is None:
@@ -139,7 +169,7 @@ def create_app(settings: NodeSettings) -> FastAPI:
         ok = await node.federation.directory.refresh()
         return JSONResponse({"refreshed": ok, **node.federation.directory.status()}, status_code=200 if ok else 502)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -151,11 +181,11 @@ def create_app(settings: NodeSettings) -> FastAPI:
         "/api/operator/monitoring", tags=["operations"], summary="Operational monitoring records", dependencies=operator
     )
     def monitoring(
-        since: Annotated[int | None, Query(description="from this time, ms since the epoch")] = None,
-        until: Annotated[int | None, Query(description="before this time, ms since the epoch")] = None,
+        since: Annotated[int | None, Query(ge=0, le=MAX_INT, description="from this time, ms since the epoch")] = None,
+        until: Annotated[int | None, Query(ge=0, le=MAX_INT, description="before this time, ms")] = None,
         client: Annotated[str | None, Query(description="client subsystem id")] = None,
         service: Annotated[str | None, Query(description="service id")] = None,
-        after_seq: Annotated[int, Query(ge=0, description="page: records after this seq")] = 0,
+        after_seq: Annotated[int, Query(ge=0, le=MAX_INT, description="page: records after this seq")] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
         records = node.monitor.query(
@@ -208,6 +238,7 @@ def _consent_routes(app: FastAPI, node: Node, operator: list[Any]) -> None:
         tags=tags,
         summary="Record a consent; answers the record and a signed receipt",
         dependencies=operator,
+        status_code=201,
     )
     def grant(body: ConsentGrant, store: ConsentStore = consent_store) -> Response:
         try:
@@ -270,10 +301,10 @@ class LogQuery(BaseModel):
     purpose: str | None = None
     decision: str | None = None
     issue: str | None = Field(None, max_length=255, description="X-Road-Issue, e.g. a registry query's exchange id")
-    since_ms: int | None = None
-    until_ms: int | None = None
+    since_ms: int | None = Field(None, ge=0, le=MAX_INT)
+    until_ms: int | None = Field(None, ge=0, le=MAX_INT)
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_INT)
 
 
 def _log_routes(app: FastAPI, node: Node, operator: list[Any]) -> None:
@@ -304,7 +335,11 @@ def _log_routes(app: FastAPI, node: Node, operator: list[Any]) -> None:
         return JSONResponse({"current": current, "signed": [head_json(h) for h in log.signed_tree_heads()]})
 
     @app.post(
-        "/api/log/tree-heads", tags=tags, summary="Sign (and time-stamp) the tree head now", dependencies=operator
+        "/api/log/tree-heads",
+        tags=tags,
+        summary="Sign (and time-stamp) the tree head now",
+        dependencies=operator,
+        status_code=201,
     )
     def sign_now() -> Response:
         try:
@@ -432,9 +467,14 @@ def create_peer_app(node: Node) -> Starlette:
 
 
 def listeners(
-    settings: NodeSettings, *, client_sock: socket.socket | None = None, peer_sock: socket.socket | None = None
+    settings: NodeSettings,
+    *,
+    client_sock: socket.socket | None = None,
+    peer_sock: socket.socket | None = None,
+    admin_sock: socket.socket | None = None,
 ) -> dict[str, Listener]:
-    """The node's listeners: local clients on plain HTTP, and (in a federation) peers on mutual TLS."""
+    """The node's listeners: local clients on plain HTTP, (in a federation) peers on mutual TLS, and the
+    console on its own listener when `console.port` is set (with the client listener's TLS, if any)."""
     app = create_app(settings)
     node: Node = app.state.node
     server = settings.server
@@ -459,7 +499,21 @@ def listeners(
         fed = node.federation.settings
         sock = peer_sock or bind(fed.host, fed.port)
         out["peers"] = Listener(create_peer_app(node), sock, node.federation.server_ssl)
+    console: Console | None = app.state.console
+    if console is not None and settings.console is not None and settings.console.port is not None:
+        admin = admin_sock or bind(settings.console.host, settings.console.port)
+        out["admin"] = Listener(console.admin_app(), admin, context)
     return out
+
+
+def _console(settings: NodeSettings, node: Node) -> Console | None:
+    """The web console when `[console]` is set; a problem with it is a configuration error of the node."""
+    if settings.console is None:
+        return None
+    try:
+        return create_console(settings, node)
+    except ConsoleError as exc:
+        raise ConfigError(f"console: {exc}") from None
 
 
 def _health(node: Node) -> dict[str, Any]:
@@ -471,6 +525,9 @@ def _health(node: Node) -> dict[str, Any]:
         "subsystems": len(node.catalog.subsystems),
         "services": sum(len(s.services) for s in node.catalog.subsystems.values()),
     }
+    out["shared_state"] = node.state.health()
+    if out["shared_state"] == "unreachable":
+        out["status"] = "degraded"
     if node.federation is not None:
         out["member"] = node.federation.member
         out["directory"] = node.federation.directory.status()

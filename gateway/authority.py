@@ -16,6 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import certs
+from gateway.bodies import read_body
+from gateway.errors import GatewayError
 
 MAX_OCSP_REQUEST = 16 * 1024
 
@@ -33,9 +35,10 @@ def create_authority_app(ca: certs.CertificateAuthority, directory_file: Path) -
         return Response(pem, media_type="application/pkix-crl")
 
     async def ocsp(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_OCSP_REQUEST:
-            return Response(b"", status_code=413)
+        try:  # read with a ceiling: a client must not make the authority hold an unbounded request
+            body = await read_body(request, MAX_OCSP_REQUEST)
+        except GatewayError as exc:  # too large (413), or a Content-Length that is not a number (400)
+            return Response(b"", status_code=exc.status)
         return Response(ca.ocsp_response(body), media_type="application/ocsp-response")
 
     async def ca_cert(request: Request) -> Response:

@@ -23,3 +23,17 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise GatewayError(errors.MESSAGE_TOO_LARGE, f"the message is larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+MAX_HEADER_BYTES = 32 * 1024
+MAX_HEADER_COUNT = 100
+
+
+def check_headers(request: Request) -> None:
+    """Headers within bounds: the HTTP server reads any number of any size, and what is not the gateway's own
+    would otherwise be passed on to the provider. Names and values together, as they arrived."""
+    raw: list[tuple[bytes, bytes]] = request.scope.get("headers", [])
+    if len(raw) > MAX_HEADER_COUNT:
+        raise GatewayError(errors.INVALID_HEADER, f"the request has more than {MAX_HEADER_COUNT} headers")
+    if sum(len(name) + len(value) for name, value in raw) > MAX_HEADER_BYTES:
+        raise GatewayError(errors.INVALID_HEADER, f"the request's headers are larger than {MAX_HEADER_BYTES} bytes")

@@ -72,6 +72,9 @@ def serve(config: ConfigOpt) -> None:
         typer.echo(f"{settings.name}: clients on {base_url(client.sock, scheme)} (REST /r1/…, SOAP POST /, docs /docs)")
         if "peers" in node_listeners:
             typer.echo(f"  peer gateways on {base_url(node_listeners['peers'].sock, 'https')} (mutual TLS)")
+        if settings.console is not None:
+            where = node_listeners.get("admin", client)
+            typer.echo(f"  console on {base_url(where.sock, 'https' if where.ssl else 'http')}/console/")
         while not stop.wait(0.5):
             if not server.alive:
                 raise typer.Exit(1)
@@ -113,3 +116,35 @@ def token() -> None:
     typer.echo(f"token:        {value}")
     typer.echo(f"token_sha256: {hashlib.sha256(value.encode()).hexdigest()}")
     typer.echo("Give the token to the client's system; put token_sha256 in the node's configuration.")
+
+
+@app.command("console-user")
+def console_user(
+    name: Annotated[str, typer.Argument(help="The user name: lower-case letters, digits, '.', '_' or '-'.")],
+    role: Annotated[str, typer.Option(help="dpo, auditor (read-only) or operator.")],
+    generate: Annotated[bool, typer.Option(help="Make a random password and print it once.")] = False,
+) -> None:
+    """Make a console user: prints the TOML to paste into the node's configuration (the password is not kept)."""
+    import re
+
+    from gateway.console import ConsoleError, Role, hash_password
+
+    if not re.fullmatch(r"[a-z][a-z0-9._-]{0,63}", name):
+        raise typer.BadParameter(
+            "lower-case letters, digits, '.', '_' or '-', starting with a letter", param_hint="NAME"
+        )
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise typer.BadParameter("one of dpo, auditor, operator", param_hint="--role") from None
+    password = (
+        secrets.token_urlsafe(18) if generate else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
+    try:
+        hashed = hash_password(password)
+    except ConsoleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if generate:
+        typer.echo(f"password: {password}  (give it to {name} by a safe channel; it is shown only now)", err=True)
+    typer.echo(f'[console.users."{name}"]\nrole = "{chosen}"\npassword_hash = "{hashed}"')

@@ -74,6 +74,7 @@ class Enforcement:
         ex.agreement_version = decision.agreement_version
         ex.decision = decision.reason
         ex.lawful_basis = decision.lawful_basis
+        ex.cache_seconds = decision.cache_seconds
         if not decision.allowed:
             raise denied(decision.reason, decision.message)
         limit = decision.rate_limit

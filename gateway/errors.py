@@ -7,6 +7,7 @@ Only this package turns errors into HTTP or SOAP; other packages raise their own
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 
@@ -51,6 +52,9 @@ PEER_TIMEOUT = ErrorKind("Server.ClientProxy.ServiceTimeout", 504)
 LOGGING_FAILED_CLIENT = ErrorKind("Server.ClientProxy.LoggingFailed", 500)
 LOGGING_FAILED = ErrorKind("Server.ServerProxy.LoggingFailed", 500)
 OPERATOR_AUTHENTICATION = ErrorKind("Server.Operator.AuthenticationFailed", 401)
+CIRCUIT_OPEN = ErrorKind("Server.ServerProxy.ServiceUnavailable", 503)
+CIRCUIT_OPEN_CLIENT = ErrorKind("Server.ClientProxy.ServiceUnavailable", 503)
+STATE_UNAVAILABLE = ErrorKind("Server.ServerProxy.StateUnavailable", 503)
 
 
 class GatewayError(Exception):
@@ -72,3 +76,54 @@ class GatewayError(Exception):
 
 class ConfigError(Exception):
     """The node's configuration is wrong; the message names the setting."""
+
+
+# A request whose parameters or JSON body do not fit the operation (FastAPI's validation): 422 as FastAPI
+# answers it, but in the X-Road form and never echoing the value given (it may be a personal identifier).
+INVALID_REQUEST = ErrorKind("Client.InvalidRequest", 422)
+# The HTTP layer's own refusals (no such route, a method the route does not take), in the X-Road form too.
+NOT_FOUND = ErrorKind("Client.NotFound", 404)
+METHOD_NOT_ALLOWED = ErrorKind("Client.MethodNotAllowed", 405)
+
+
+def kinds() -> list[ErrorKind]:
+    """Every error kind defined here, in code order."""
+    return sorted((v for v in globals().values() if isinstance(v, ErrorKind)), key=lambda k: k.code)
+
+
+def error_schema(low: int = 400, high: int = 599) -> dict[str, object]:
+    """The JSON schema of the gateway's error body, its `type` one of the codes with a status in [low, high]."""
+    codes = sorted({k.code for k in kinds() if low <= k.status <= high})
+    return {
+        "title": "XRoadError",
+        "type": "object",
+        "required": ["type", "message", "detail"],
+        "properties": {
+            "type": {"type": "string", "enum": codes, "description": "the X-Road error code (as in X-Road-Error)"},
+            "message": {"type": "string", "description": "what is wrong; never holds personal data"},
+            "detail": {"type": "string", "description": "the exchange id, where the refusal concerns one"},
+        },
+    }
+
+
+ERROR_HEADER_DOC = {"X-Road-Error": {"description": "the error code", "schema": {"type": "string"}}}
+
+
+def openapi_responses() -> dict[int | str, dict[str, object]]:
+    """OpenAPI responses for the gateway's own refusals: any 4xx or 5xx it answers is an X-Road error."""
+    return {
+        f"{digit}XX": {
+            "description": "the gateway's refusal: an X-Road error, its code also in the X-Road-Error header",
+            "headers": ERROR_HEADER_DOC,
+            "content": {"application/json": {"schema": error_schema(digit * 100, digit * 100 + 99)}},
+        }
+        for digit in (4, 5)
+    }
+
+
+def unexpected(exchange_id: str) -> GatewayError:
+    """An exception nobody expected: its traceback goes to the node's log (never to the client, since it may hold
+    request data), the client gets the internal error. Answering (rather than letting the exception reach the
+    server) keeps the connection open: a peer gateway's pooled connection is not cut under its next exchange."""
+    logging.getLogger("kiungo.gateway").exception("exchange %s failed unexpectedly", exchange_id)
+    return GatewayError(INTERNAL_ERROR, "internal error")

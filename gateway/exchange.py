@@ -7,13 +7,18 @@ and metrics) is here, once for both.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+
+import psycopg
+from sqlalchemy import exc as sqlalchemy_errors
 
 from connectors import (
     Connector,
@@ -27,6 +32,8 @@ from connectors import (
     UpstreamError,
 )
 from gateway import errors
+from gateway.breaker import CircuitBreakers
+from gateway.cache import AnswerCache
 from gateway.catalog import Catalog, LocalClient, LocalService
 from gateway.errors import GatewayError
 from gateway.exchangelog import ExchangeLog, LoggingFailed, LogRecord
@@ -37,6 +44,20 @@ from gateway.monitoring import OperationalMonitor, OperationalRecord
 MAX_HEADER_VALUE = 255
 _PURPOSE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
+
+
+# A database that cannot be reached or answer (down, restarting, locked, full, the pool exhausted), as SQLAlchemy
+# says it or, from a raw connection, the driver; anything else from a database is a bug, and an internal error.
+_UNREACHABLE_DATABASE = (
+    sqlalchemy_errors.OperationalError,
+    sqlalchemy_errors.InterfaceError,
+    sqlalchemy_errors.DisconnectionError,
+    sqlalchemy_errors.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+    sqlite3.InterfaceError,
+)
 
 
 def now_ms() -> int:
@@ -77,12 +98,14 @@ class Exchange:
     consent_record: str | None = None
     subject_hash: str | None = None  # keyed hash of the data subject's id; the id itself is never kept
     subject_hashes: list[str] | None = None  # all of them, when the exchange concerns several (a batch)
+    cache_seconds: int = 0  # the agreement lets this gateway reuse the system's answer for this long
     lawful_basis: str | None = None  # the agreement's (authoritative), else what the client declared
     request_digest: str | None = None
     response_digest: str | None = None
     request_signature: str | None = None
     response_signature: str | None = None
     committed: bool = False
+    circuit: str | None = None  # the system's circuit, whose verdict waits until its answer has been checked
 
     def received(self, body: bytes) -> None:
         self.request_size = len(body)
@@ -187,8 +210,12 @@ class Pipeline:
         metrics: NodeMetrics,
         provider_timeout: float,
         log: ExchangeLog,
+        breakers: CircuitBreakers | None = None,
+        cache: AnswerCache | None = None,
     ) -> None:
         self.log = log
+        self.breakers = breakers
+        self.cache = cache
         self.catalog = catalog
         self.connectors = connectors
         self.monitor = monitor
@@ -206,11 +233,21 @@ class Pipeline:
             error = exc
             self._log_refusal(ex, exc)
             raise
+        except _UNREACHABLE_DATABASE as exc:
+            # a store the exchange must read (the consent registry, the log for findUsage) is unreachable: refused,
+            # and said so, rather than an internal error (the driver's own message may quote personal data)
+            error = GatewayError(
+                errors.STATE_UNAVAILABLE,
+                f"a database this gateway needs could not be read ({type(exc).__name__}), so the exchange is refused",
+            )
+            self._log_refusal(ex, error)
+            raise error from None
         except Exception:
             error = GatewayError(errors.INTERNAL_ERROR, "internal error")
             self._log_refusal(ex, error)
             raise
         finally:
+            self._circuit_verdict(ex, error)
             self.metrics.in_flight.dec()
             label = str(ex.service) if ex.resolved and ex.service else "unknown"
             outcome = error.code if error else (ex.remote_fault or "ok")
@@ -225,11 +262,23 @@ class Pipeline:
         try:
             self.log.append(ex.log_record(None), request_body=request_body, response_body=content)
         except LoggingFailed:
-            kind = errors.LOGGING_FAILED_CLIENT if ex.side == "Client" else errors.LOGGING_FAILED
-            raise GatewayError(
-                kind, "the exchange could not be written to the exchange log, so it is refused"
-            ) from None
+            raise self._logging_failed(ex) from None
         ex.committed = True
+
+    def _logging_failed(self, ex: Exchange) -> GatewayError:
+        self.metrics.log_failures.inc()
+        kind = errors.LOGGING_FAILED_CLIENT if ex.side == "Client" else errors.LOGGING_FAILED
+        return GatewayError(kind, "the exchange could not be written to the exchange log, so it is refused")
+
+    def _circuit_verdict(self, ex: Exchange, error: GatewayError | None) -> None:
+        """A system that answered counts as healthy unless its answer proved unusable (garbage, a broken envelope):
+        that is only known once the protocol has checked it, after `call`."""
+        if ex.circuit is None or self.breakers is None:
+            return
+        if error is not None and error.kind == errors.INVALID_RESPONSE:
+            self.breakers.failed(ex.circuit)
+        else:
+            self.breakers.succeeded(ex.circuit)
 
     def _log_refusal(self, ex: Exchange, error: GatewayError) -> None:
         """Refusals are logged too; one that cannot be is still refused (and counted in the metrics)."""
@@ -262,10 +311,40 @@ class Pipeline:
 
     async def call(self, ex: Exchange, service: LocalService, request: ServiceRequest) -> ServiceResponse:
         """Call the provider's system; connector failures become the gateway's coded errors."""
+        cache_key: tuple[str, ...] | None = None
+        if self.cache is not None and ex.cache_seconds > 0 and request.method == "GET":
+            cache_key = (
+                str(ex.agreement_id),
+                str(ex.agreement_version),
+                str(ex.client),
+                str(ex.service),
+                ex.purpose or "",
+            )
+            cached = self.cache.get(cache_key, request)
+            if cached is not None:
+                self.metrics.cache_hits.inc()
+                ex.request_out_ts = ex.response_in_ts = now_ms()
+                ex.status_code = cached.status
+                ex.response_size = len(cached.content)
+                return cached
+        if not self.log.available():  # its record could not be kept: the system is not even asked
+            raise self._logging_failed(ex)
         connector = self.connectors[service.system]
+        breaker = f"system:{service.system}"
+        if self.breakers is not None:
+            self.breakers.check(breaker, errors.CIRCUIT_OPEN, "the provider's system")
         ex.request_out_ts = now_ms()
+        deadline = request.timeout or self.provider_timeout
         try:
-            response = await connector.call(request)
+            # one deadline for the whole call, whatever the connector does inside it (connects, retries, slow reads)
+            async with asyncio.timeout(deadline):
+                response = await self._call_through_breaker(ex, connector, request, breaker)
+        except TimeoutError:
+            if self.breakers is not None:
+                self.breakers.failed(breaker)
+            raise GatewayError(
+                errors.SERVICE_TIMEOUT, f"the provider's system did not answer in time: no answer within {deadline:g} s"
+            ) from None
         except UnreachableError as exc:
             raise GatewayError(errors.NETWORK_ERROR, f"the provider's system could not be reached: {exc}") from None
         except ConnectorTimeout as exc:
@@ -281,4 +360,24 @@ class Pipeline:
         ex.response_in_ts = now_ms()
         ex.status_code = response.status
         ex.response_size = len(response.content)
+        if cache_key is not None and self.cache is not None:
+            self.cache.put(cache_key, request, response, ex.cache_seconds)
+        return response
+
+    async def _call_through_breaker(
+        self, ex: Exchange, connector: Connector, request: ServiceRequest, name: str
+    ) -> ServiceResponse:
+        """Count what says the system is down (no answer, a timeout, garbage, a 5xx) against its circuit; an
+        answer's success is counted when the exchange ends (`_circuit_verdict`), once the answer proved usable."""
+        if self.breakers is None:
+            return await connector.call(request)
+        try:
+            response = await connector.call(request)
+        except (UnreachableError, ConnectorTimeout, MalformedResponseError):
+            self.breakers.failed(name)
+            raise
+        if response.status >= 500:
+            self.breakers.failed(name)
+        else:
+            ex.circuit = name
         return response

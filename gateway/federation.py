@@ -6,23 +6,28 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 
+import httpx
 from cryptography.hazmat.primitives import serialization
 
 import certs
 from gateway import errors, tls
+from gateway.breaker import CircuitBreakers
 from gateway.directory import Directory, DirectoryClient, MemberEntry
 from gateway.errors import ConfigError, GatewayError
 from gateway.exchange import Exchange
 from gateway.peers import PeerClient
-from gateway.replay import MemoryNonceStore, ReplayGuard
+from gateway.replay import MemoryNonceStore, NonceStore, ReplayGuard
 from gateway.settings import FederationSettings
 from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Signer, parse_timestamp, request_payload
 from gateway.trust import PeerVerifier, RevocationChecker, check_signature
 
 
 class Federation:
-    def __init__(self, settings: FederationSettings) -> None:
+    def __init__(
+        self, settings: FederationSettings, *, nonces: NonceStore | None = None, breakers: CircuitBreakers | None = None
+    ) -> None:
         self.settings = settings
+        self.breakers = breakers
         self.member = settings.member
         try:
             passphrase = certs.passphrase_from(file=settings.passphrase_file)
@@ -56,7 +61,9 @@ class Federation:
             )
         )
         self.replay = ReplayGuard(
-            MemoryNonceStore(), window_seconds=settings.replay_window_seconds, skew_seconds=settings.clock_skew_seconds
+            nonces or MemoryNonceStore(),
+            window_seconds=settings.replay_window_seconds,
+            skew_seconds=settings.clock_skew_seconds,
         )
         self._refresher: asyncio.Task[None] | None = None
 
@@ -73,6 +80,24 @@ class Federation:
             errors.INVALID_SIGNATURE,
         )
         self.replay.check(member, message_id, timestamp)
+
+    async def send(
+        self, peer: MemberEntry, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> httpx.Response:
+        """Send to a peer's gateway through its circuit breaker: a gateway that keeps failing is not waited on."""
+        breakers = self.breakers
+        if breakers is None:
+            return await self.peers.send(peer, method, target, headers, body)
+        name = f"peer:{peer.id}"
+        breakers.check(name, errors.CIRCUIT_OPEN_CLIENT, f"the gateway of {peer.id}")
+        try:
+            answer = await self.peers.send(peer, method, target, headers, body)
+        except GatewayError as exc:
+            if exc.kind in (errors.PEER_NETWORK_ERROR, errors.PEER_TIMEOUT):
+                breakers.failed(name)
+            raise
+        breakers.succeeded(name)
+        return answer
 
     def start(self) -> None:
         """Refresh the directory on a schedule for as long as the node runs."""

@@ -8,6 +8,7 @@ sane length, so an identifier can never smuggle a path, a header line or markup.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
 from urllib.parse import unquote
@@ -42,8 +43,14 @@ class ClientId:
 
     @classmethod
     def parse(cls, text: str, *, require_subsystem: bool = False) -> Self:
-        """Parse `INSTANCE/CLASS/CODE[/SUBSYSTEM]`; each part may be percent-encoded on its own."""
-        parts = _split(text)
+        """Parse `INSTANCE/CLASS/CODE[/SUBSYSTEM]`; each part may be percent-encoded on its own (decoded once)."""
+        return cls.from_parts(_split(text), require_subsystem=require_subsystem)
+
+    @classmethod
+    def from_parts(cls, parts: Sequence[str], *, require_subsystem: bool = False) -> Self:
+        """From parts already apart (a SOAP identifier's elements, or a decoded path): checked as they are, never
+        decoded again, so one identifier has one spelling (`T%2541X` is not `TAX`)."""
+        parts = list(parts)
         if len(parts) not in (3, 4):
             raise IdentifierError(
                 f"expected INSTANCE/CLASS/CODE/SUBSYSTEM, got {len(parts)} part{'s' if len(parts) != 1 else ''}"
@@ -79,11 +86,16 @@ class ServiceId:
 
     @classmethod
     def parse(cls, text: str) -> Self:
-        """Parse `INSTANCE/CLASS/CODE/SUBSYSTEM/SERVICE[/VERSION]`."""
-        parts = _split(text)
+        """Parse `INSTANCE/CLASS/CODE/SUBSYSTEM/SERVICE[/VERSION]`; each part percent-decoded once."""
+        return cls.from_parts(_split(text))
+
+    @classmethod
+    def from_parts(cls, parts: Sequence[str]) -> Self:
+        """From parts already apart, checked as they are (see `ClientId.from_parts`)."""
+        parts = list(parts)
         if len(parts) not in (5, 6):
             raise IdentifierError(f"expected INSTANCE/CLASS/CODE/SUBSYSTEM/SERVICE[/VERSION], got {len(parts)} parts")
-        provider = ClientId.parse("/".join(parts[:4]))
+        provider = ClientId.from_parts(parts[:4])
         code = check_part(parts[4], "service code")
         version = check_part(parts[5], "service version") if len(parts) == 6 else None
         return cls(provider, code, version)

@@ -32,6 +32,22 @@ class NodeMetrics:
             registry=self.registry,
         )
         self.in_flight = Gauge("kiungo_exchanges_in_flight", "Exchanges being handled now.", registry=self.registry)
+        self.monitoring_dropped = Gauge(
+            "kiungo_monitoring_records_dropped",
+            "Operational monitoring records this process could not write (the exchanges went on; the log has them).",
+            registry=self.registry,
+        )
+        self.cache_hits = Counter(
+            "kiungo_answer_cache_hits",
+            "Exchanges answered from the answer cache an agreement allows (the agency system was not asked).",
+            registry=self.registry,
+        )
+        self.circuits_opened = Counter(
+            "kiungo_circuits_opened",
+            "Circuits this node opened, by circuit (peer:MEMBER or system:NAME).",
+            ["circuit"],
+            registry=self.registry,
+        )
 
     def observe(self, service: str, protocol: str, outcome: str, seconds: float) -> None:
         self.exchanges.labels(service, protocol, outcome).inc()

@@ -12,8 +12,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import certs
 from connectors import ConnectorError, RestConnector, RestSettings, build_connectors
-from consent import ConsentStore, ReceiptSigner
+from consent import ConsentError, ConsentStore, ReceiptSigner
+from gateway import migrations
+from gateway.cache import AnswerCache
 from gateway.catalog import Catalog
+from gateway.database import make_engine
 from gateway.endpoints import EndpointCache
 from gateway.enforcement import Enforcement, load_decision_point
 from gateway.errors import ConfigError
@@ -25,6 +28,7 @@ from gateway.metaservices import Metaservices
 from gateway.metrics import NodeMetrics
 from gateway.monitoring import OperationalMonitor
 from gateway.settings import NodeSettings
+from gateway.sharedstate import open_state
 from gateway.subjects import node_secret
 from gateway.vsr import VsrError, VsrService, create_vsr_app
 
@@ -43,6 +47,11 @@ class Loopback:
 class Node:
     def __init__(self, settings: NodeSettings) -> None:
         self.settings = settings
+        try:
+            migrations.check_node(settings)  # before any store opens: refuse an unmigrated database
+        except migrations.MigrationError as exc:
+            raise ConfigError(str(exc)) from None
+        self.databases = {db.store.name: db.url for db in migrations.node_databases(settings)}
         self.catalog = Catalog(settings)
         try:
             self.connectors = build_connectors(settings.systems)
@@ -55,10 +64,17 @@ class Node:
             self.secret = node_secret(settings.subject_secret_file or settings.data_dir / "subject.secret")
         except (OSError, ValueError) as exc:
             raise ConfigError(f"subject_secret_file: {exc}") from None
-        self.monitor = OperationalMonitor(settings.data_dir / "monitoring.sqlite")
-        self.federation = Federation(settings.federation) if settings.federation is not None else None
-        self.log = self._open_log(settings)
+        self.monitor = OperationalMonitor(self.databases["monitoring"])
         self.metrics = NodeMetrics()
+        self.metrics.monitoring_dropped.set_function(lambda: float(self.monitor.dropped))
+        self.state = open_state(settings.state)
+        self.state.breakers.on_open = lambda name: self.metrics.circuits_opened.labels(name).inc()
+        self.federation = (
+            Federation(settings.federation, nonces=self.state.nonces, breakers=self.state.breakers)
+            if settings.federation is not None
+            else None
+        )
+        self.log = self._open_log(settings)
         self.endpoints = EndpointCache()
         self.consent: ConsentStore | None = None
         self.receipts: ReceiptSigner | None = None
@@ -67,10 +83,17 @@ class Node:
         if settings.policy is not None:
             pdp = load_decision_point(settings.policy.agreements, settings.policy.forbid)
             self.consent, self.receipts, controller = self._consent_registry(settings, controller)
-        self.enforcement = Enforcement(pdp, self.consent, controller=controller)
+        self.enforcement = Enforcement(pdp, self.consent, controller=controller, limiter=self.state.limiter)
         self.meta = Metaservices(self.catalog, self.connectors, self.endpoints, self.enforcement.may_call)
         self.pipeline = Pipeline(
-            self.catalog, self.connectors, self.monitor, self.metrics, settings.server.provider_timeout, self.log
+            self.catalog,
+            self.connectors,
+            self.monitor,
+            self.metrics,
+            settings.server.provider_timeout,
+            self.log,
+            self.state.breakers,
+            AnswerCache(self.state.answers, self.secret),
         )
         self._signing: asyncio.Task[None] | None = None
 
@@ -78,7 +101,9 @@ class Node:
         """The virtual registry in this process: reached by the gateway as its system, reaching the gateway back."""
         assert settings.vsr is not None
         try:
-            vsr = VsrService(settings.vsr, settings.data_dir, httpx.ASGITransport(app=self.loopback))
+            vsr = VsrService(
+                settings.vsr, settings.data_dir, httpx.ASGITransport(app=self.loopback), jobs_url=self.databases["jobs"]
+            )
         except VsrError as exc:
             raise ConfigError(f"vsr: {exc}") from None
         self._attach(settings.vsr.system, create_vsr_app(vsr))
@@ -88,7 +113,9 @@ class Node:
         """The civil registry's event service in this process, hosted like the virtual registry."""
         assert settings.events is not None
         try:
-            events = EventService(settings.events, settings.data_dir, httpx.ASGITransport(app=self.loopback))
+            events = EventService(
+                settings.events, settings.data_dir, httpx.ASGITransport(app=self.loopback), url=self.databases["events"]
+            )
         except EventsError as exc:
             raise ConfigError(f"events: {exc}") from None
         self._attach(settings.events.system, create_events_app(events))
@@ -103,7 +130,7 @@ class Node:
         )
 
     def _open_log(self, settings: NodeSettings) -> ExchangeLog:
-        url = settings.log.url or f"sqlite:///{settings.data_dir / 'log.sqlite'}"
+        url = self.databases["log"]
         fed = self.federation
         name = fed.member if fed else settings.name
         try:
@@ -133,7 +160,11 @@ class Node:
         config = settings.consent
         fed = settings.federation
         controller = (config.controller if config else None) or controller
-        store = ConsentStore((config.db if config else None) or settings.data_dir / "consent.sqlite", self.secret)
+        self._consent_engine = make_engine(self.databases["consent"])
+        try:
+            store = ConsentStore(self._consent_engine, self.secret)
+        except ConsentError as exc:
+            raise ConfigError(f"consent: {exc}") from None
         key_path = (config.receipt_key if config else None) or (fed.sign_key if fed else None)
         if key_path is None or controller is None:
             return store, None, controller
@@ -186,4 +217,6 @@ class Node:
             await connector.aclose()
         if self.consent is not None:
             self.consent.close()
+            self._consent_engine.dispose()
         self.monitor.close()
+        self.state.close()

@@ -1,7 +1,7 @@
 """Replay protection: a message id is accepted once within a window, and only with a recent timestamp.
 
-The store is behind a one-method interface so that replicas can share one (Redis) later; the
-in-process store is the default for a single node.
+The store is behind a one-method interface: in process for one node, Redis for replicas, so that a
+message id replayed on the other replica is refused too.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 import time
 from typing import Protocol
+
+import redis
 
 from gateway import errors
 from gateway.errors import GatewayError
@@ -38,6 +40,25 @@ class MemoryNonceStore:
                     raise GatewayError(errors.INTERNAL_ERROR, "replay store is full")
             self._seen[key] = now + ttl_seconds
             return True
+
+
+class RedisNonceStore:
+    """`SET NX PX` on a shared Redis: atomic across replicas. Unreachable Redis refuses (fail closed)."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._redis = client
+        self._prefix = f"{prefix}:nonce:"
+
+    def add_if_absent(self, key: str, ttl_seconds: float) -> bool:
+        try:
+            added = self._redis.set(self._prefix + key, b"1", nx=True, px=max(1, int(ttl_seconds * 1000)))
+        except redis.RedisError:
+            raise GatewayError(
+                errors.STATE_UNAVAILABLE,
+                "the shared replay store (Redis) is unreachable, so the message cannot be checked for replay; "
+                "it is refused",
+            ) from None
+        return bool(added)
 
 
 class ReplayGuard:

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 import policies
 from connectors import ServiceRequest, ServiceResponse
-from gateway import errors
-from gateway.bodies import read_body
+from gateway import errors, soap
+from gateway.bodies import check_headers, read_body
 from gateway.catalog import TOKEN_HEADER, LocalService
 from gateway.errors import GatewayError
 from gateway.exchange import Exchange, check_purpose, header_value, now_ms
@@ -34,6 +37,7 @@ from gateway.identifiers import ClientId, IdentifierError, ServiceId
 from gateway.metaservices import REST_METASERVICES
 from gateway.requesthash import rest_request_hash
 from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, request_payload, response_payload
+from gateway.subjects import SubjectFinder
 from gateway.tls import peer_certificate
 from gateway.trust import check_answer
 
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
     from gateway.node import Node
 
 PREFIX = "/r1/"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TARGET = 4096
 # Never passed on: hop-by-hop headers, those that reveal hosts, and the client's access token.
 FILTERED = frozenset(
@@ -64,6 +69,8 @@ FILTERED = frozenset(
         TIMESTAMP_HEADER.lower(),
     }
 )
+# Set by gateways only: a client's own values are not passed on (the provider would take them for the gateway's).
+GATEWAY_HEADERS = frozenset({"x-road-request-id", "x-road-request-hash", "x-road-service", "x-road-error"})
 XROAD_REQUEST_HEADERS = (
     "x-road-client",
     "x-road-id",
@@ -94,9 +101,67 @@ def error_response(error: GatewayError, exchange_id: str) -> Response:
     )
 
 
+async def validation_error(request: Request, exc: Exception) -> Response:
+    """A request that does not fit the operation, as an X-Road error naming where, never the value given."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        f"{'.'.join(str(p) for p in e.get('loc', ()))[:100]}: {str(e.get('msg', 'invalid'))[:200]}"
+        for e in exc.errors()[:10]
+    ]
+    return error_response(GatewayError(errors.INVALID_REQUEST, "invalid request: " + "; ".join(problems)), "")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """The HTTP layer's refusals (a body that does not parse, no such route, a method not taken) as X-Road errors."""
+    assert isinstance(exc, HTTPException)
+    kinds = {400: errors.BAD_REQUEST, 404: errors.NOT_FOUND, 405: errors.METHOD_NOT_ALLOWED}
+    kind = kinds.get(exc.status_code, errors.BAD_REQUEST if exc.status_code < 500 else errors.INTERNAL_ERROR)
+    messages = {404: "there is no such route on this gateway", 405: "the route does not take this method"}
+    response = error_response(GatewayError(kind, messages.get(exc.status_code) or str(exc.detail)[:200]), "")
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """Whatever escaped: an X-Road internal error that says nothing of the request (the traceback is logged);
+    a SOAP Fault on the SOAP endpoint."""
+    error = GatewayError(errors.INTERNAL_ERROR, "internal error")
+    if request.method == "POST" and request.url.path == "/":
+        return soap.fault(error, "")
+    return error_response(error, "")
+
+
+#: The r1 routes in the OpenAPI document: the path below /r1/, and answers that are the provider's own.
+OPENAPI_TARGET: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "target",
+            "in": "path",
+            "required": True,
+            "description": "INSTANCE/CLASS/CODE/SUBSYSTEM/SERVICE[/path], each part percent-encoded on its own",
+            "schema": {"type": "string"},
+        }
+    ]
+}
+OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "description": "the gateway's refusal (an X-Road error with X-Road-Error), or the provider's own answer",
+        "headers": errors.ERROR_HEADER_DOC,
+    },
+    "5XX": {
+        "description": "the gateway's failure (an X-Road error with X-Road-Error), or the provider's own answer",
+        "headers": errors.ERROR_HEADER_DOC,
+    },
+    "default": {"description": "the provider's answer, passed through unchanged"},
+}
+
+
 def split_target(raw_path: bytes) -> tuple[ServiceId, str]:
     """The service id and the remaining (still encoded) path of an r1 request."""
-    path = raw_path.decode("ascii", "strict")
+    try:
+        path = raw_path.decode("ascii", "strict")
+    except UnicodeDecodeError:
+        raise GatewayError(errors.BAD_REQUEST, "the request path must be ASCII (percent-encode the rest)") from None
     if len(path) > MAX_TARGET:
         raise GatewayError(errors.BAD_REQUEST, f"the request path is longer than {MAX_TARGET} characters")
     parts = path[len(PREFIX) :].split("/")
@@ -109,15 +174,40 @@ def split_target(raw_path: bytes) -> tuple[ServiceId, str]:
     except IdentifierError as exc:
         raise GatewayError(errors.INVALID_SERVICE_ID, f"invalid service identifier: {exc}") from None
     rest = parts[5:]
-    for segment in rest:
-        if unquote(segment) in (".", "..") or "\\" in unquote(segment):
-            raise GatewayError(errors.BAD_REQUEST, "the service path must not contain '.', '..' or '\\' segments")
+    if any(_unsafe_segment(segment) for segment in rest):
+        raise GatewayError(
+            errors.BAD_REQUEST,
+            "the service path must not contain '.', '..' or '\\' segments (also encoded) or control characters",
+        )
     return service, ("/" + "/".join(rest)) if rest else ""
+
+
+def _unsafe_segment(segment: str) -> bool:
+    """A segment that climbs out of the service's base path somewhere down the line, or smuggles a control character.
+
+    Decoded up to three times (a proxy or framework behind the provider may decode again), a segment must not be
+    `.` or `..`, also before a `;parameter` (`..;/`, which some servers read as `..`), nor hold a backslash (a
+    separator to some servers) or a control character (`%00` ends a path in C, `%0D%0A` starts a header line).
+    """
+    text = segment
+    for _ in range(3):
+        if text.split(";", 1)[0] in (".", "..") or "\\" in text or _CONTROL.search(text):
+            return True
+        decoded = unquote(text)
+        if decoded == text:
+            return False
+        text = decoded
+    return text.split(";", 1)[0] in (".", "..") or "\\" in text or _CONTROL.search(text) is not None
 
 
 def parse(request: Request, ex: Exchange) -> RestCall:
     """The X-Road parts of a REST request, each checked, into the exchange."""
+    check_headers(request)
     headers = request.headers
+    for name in (*XROAD_REQUEST_HEADERS, TOKEN_HEADER):
+        # Read once here, forwarded from a dict later: a second value would be the one the provider sees.
+        if len(headers.getlist(name)) > 1:
+            raise GatewayError(errors.INVALID_HEADER, f"the {_header_name(name)} header is given more than once")
     ex.id = header_value(headers.get("x-road-id"), "X-Road-Id") or ex.request_id
     raw_path: bytes = request.scope["raw_path"]
     ex.service, service_path = split_target(raw_path)
@@ -134,6 +224,13 @@ def parse(request: Request, ex: Exchange) -> RestCall:
     return RestCall(service_path, query, target, headers.get(TOKEN_HEADER))
 
 
+def _header_name(name: str) -> str:
+    """A header's name as the documentation spells it."""
+    if name == "x-road-userid":
+        return "X-Road-UserId"
+    return "-".join(p.upper() if p == "pdu" else p.capitalize() for p in name.split("-"))
+
+
 def parse_purpose(request: Request, ex: Exchange) -> None:
     headers = request.headers
     ex.purpose = check_purpose(headers.get("x-road-pdu-purpose"), "X-Road-PDU-Purpose")
@@ -146,7 +243,7 @@ def xroad_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 def forwardable(request: Request, ex: Exchange) -> dict[str, str]:
-    out = {k: v for k, v in request.headers.items() if k not in FILTERED}
+    out = {k: v for k, v in request.headers.items() if k not in FILTERED and k not in GATEWAY_HEADERS}
     out["x-road-id"] = ex.id
     return out
 
@@ -166,7 +263,7 @@ async def handle(request: Request, node: Node) -> Response:
                     raw = await read_body(request, 4096)
                     try:
                         parsed = json.loads(raw or b"{}")
-                    except ValueError:
+                    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the stack
                         raise GatewayError(errors.BAD_REQUEST, "findUsage takes a JSON body") from None
                     body_json = parsed if isinstance(parsed, dict) else {}
                 return await _metaservice(ex, call.query, node, body_json)
@@ -184,6 +281,8 @@ async def handle(request: Request, node: Node) -> Response:
             return _respond(ex, answer, request_hash, {})
     except GatewayError as error:
         return error_response(error, ex.id or ex.request_id)
+    except Exception:  # already recorded as an internal error by the pipeline
+        return error_response(errors.unexpected(ex.id or ex.request_id), ex.id or ex.request_id)
 
 
 async def handle_peer(request: Request, node: Node) -> Response:
@@ -217,6 +316,8 @@ async def handle_peer(request: Request, node: Node) -> Response:
             return _respond(ex, answer, request_hash, {TIMESTAMP_HEADER: str(signed_at), SIGNATURE_HEADER: signature})
     except GatewayError as error:
         return error_response(error, ex.id or ex.request_id)
+    except Exception:  # already recorded as an internal error by the pipeline
+        return error_response(errors.unexpected(ex.id or ex.request_id), ex.id or ex.request_id)
 
 
 async def _provide(
@@ -225,7 +326,7 @@ async def _provide(
     """Decide by the agreements (and consent), call the agency system, cut the answer to the agreed fields."""
     assert ex.service is not None
     decision = node.enforcement.decide(ex, service, ex.method, call.service_path or "/")
-    subjects = service.subjects.rest_all(call.service_path, call.query, body)
+    subjects = _subjects(service.subjects, call, body)
     node.mark_subjects(ex, subjects)
     named: list[str | None] = [*subjects] or [None]
     for subject in named:  # a batch needs every subject's consent (where consent is the basis)
@@ -251,6 +352,15 @@ async def _provide(
     return minimised(answer, decision.fields if decision else None)
 
 
+def _subjects(finder: SubjectFinder, call: RestCall, body: bytes) -> list[str]:
+    """Whose data the request is about. A JSON body nested past the stack cannot be read for it, and an exchange
+    whose subject the log cannot name is refused (a provider with a deeper parser might read it after all)."""
+    try:
+        return finder.rest_all(call.service_path, call.query, body)
+    except RecursionError:
+        raise GatewayError(errors.BAD_REQUEST, "the JSON body is nested too deeply to be read") from None
+
+
 def minimised(answer: ServiceResponse, fields: Sequence[str] | None) -> ServiceResponse:
     """The answer with only the fields the agreement grants; errors pass unchanged (they are the provider's)."""
     if fields is None or not 200 <= answer.status < 300:
@@ -260,9 +370,9 @@ def minimised(answer: ServiceResponse, fields: Sequence[str] | None) -> ServiceR
         raise GatewayError(errors.INVALID_RESPONSE, "the answer is not JSON, so it cannot be cut to the agreed fields")
     try:
         data = json.loads(answer.content)
-    except ValueError:
+        content = json.dumps(policies.minimise_json(data, fields), ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack goes
         raise GatewayError(errors.INVALID_RESPONSE, "the provider's JSON answer does not parse") from None
-    content = json.dumps(policies.minimise_json(data, fields), ensure_ascii=False).encode()
     headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
     return dataclasses.replace(answer, content=content, headers=headers, data=None)
 
@@ -290,14 +400,14 @@ async def _forward(request: Request, ex: Exchange, call: RestCall, node: Node) -
     body = await read_body(request, node.settings.server.max_body_bytes)
     ex.received(body)
     finder = peer.finder(provider.subsystem or "", ex.service.code)
-    node.mark_subjects(ex, finder.rest_all(call.service_path, call.query, body) if finder else [])
+    node.mark_subjects(ex, _subjects(finder, call, body) if finder else [])
     headers = forwardable(request, ex)
     request_hash = rest_request_hash(request.method, call.target, xroad_headers(headers), body)
     signed_at = now_ms()
     headers[TIMESTAMP_HEADER] = str(signed_at)
     headers[SIGNATURE_HEADER] = federation.signer.sign(request_payload(request_hash, signed_at))
     ex.request_out_ts = now_ms()
-    answer = await federation.peers.send(peer, request.method, call.target, headers, body)
+    answer = await federation.send(peer, request.method, call.target, headers, body)
     ex.response_in_ts = now_ms()
     ex.status_code = answer.status_code
     ex.response_size = len(answer.content)

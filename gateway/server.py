@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import uvicorn
 import uvloop
@@ -61,6 +61,14 @@ class Listener:
     ssl: ssl.SSLContext | None = None
 
 
+#: How long a listener keeps an idle connection open (uvicorn's default) ...
+KEEP_ALIVE_SECONDS = 5
+#: ... and a TLS listener: longer than peer gateways keep theirs in the pool (gateway.peers), so the
+#: client side closes first and does not send on a connection closing under it; and a mutual TLS
+#: handshake costs more than the requests sent over the connection it opens.
+TLS_KEEP_ALIVE_SECONDS = 30
+
+
 def server_config(listener: Listener, lifespan: Literal["auto", "on", "off"] = "auto") -> uvicorn.Config:
     context = listener.ssl
     return uvicorn.Config(
@@ -69,6 +77,7 @@ def server_config(listener: Listener, lifespan: Literal["auto", "on", "off"] = "
         access_log=False,
         lifespan=lifespan,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=TLS_KEEP_ALIVE_SECONDS if context is not None else KEEP_ALIVE_SECONDS,
         server_header=False,  # the software behind a gateway is nobody's business
         http=PeerCertificateProtocol if context is not None else "httptools",
         ssl_context_factory=(lambda config, default: context) if context is not None else None,
@@ -93,6 +102,7 @@ class ServerThread:
         self._startup_timeout = startup_timeout
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._stopping = threading.Event()
         self._error: BaseException | None = None
 
     def __enter__(self) -> ServerThread:
@@ -122,10 +132,15 @@ class ServerThread:
             raise RuntimeError(f"{self._name} failed to start: {error}") from error
 
     def stop(self) -> None:
-        for server in self._servers.values():
-            server.should_exit = True
+        """Graceful: listeners stop in reverse order, each after its in-flight requests finish.
+
+        The first listener of a node is the app whose lifespan owns the node's stores; its peers'
+        listener comes after it, so stopping in reverse lets exchanges still running on the peer
+        side finish and be logged before the node closes its log.
+        """
+        self._stopping.set()
         if self._thread is not None:
-            self._thread.join(timeout=15)
+            self._thread.join(timeout=30)
         self._thread = None
 
     def _run(self) -> None:
@@ -151,4 +166,12 @@ class ServerThread:
                 raise RuntimeError(f"{failed[0].get_name()} stopped during startup") from failed[0].exception()
             await asyncio.sleep(0.01)
         self._ready.set()
+        stopping = asyncio.get_running_loop().run_in_executor(None, self._stopping.wait)
+        waiting: list[asyncio.Future[Any]] = [*tasks, stopping]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        for key, task in reversed(list(zip(self._servers, tasks, strict=True))):
+            self._servers[key].should_exit = True
+            await asyncio.gather(task, return_exceptions=True)
+        if not stopping.done():
+            self._stopping.set()
         await asyncio.gather(*tasks)

@@ -152,7 +152,8 @@ class PolicySettings(_Strict):
 class ConsentSettings(_Strict):
     """The consent registry of the data this node provides (checked where an agreement's basis is consent)."""
 
-    db: Path | None = Field(None, description="default: DATA_DIR/consent.sqlite")
+    url: str | None = Field(None, description="sqlite:///PATH or postgresql://...; default [state] url, else db")
+    db: Path | None = Field(None, description="an SQLite file; default: DATA_DIR/consent.sqlite")
     controller: str | None = Field(None, description="default: federation.member")
     receipt_key: Path | None = Field(None, description="key that signs consent receipts; default: federation.sign_key")
     passphrase_file: Path | None = Field(None, description="else federation.passphrase_file or KIUNGO_KEY_PASSPHRASE")
@@ -245,6 +246,69 @@ class EventsSettings(_Strict):
         return self
 
 
+class StateSettings(_Strict):
+    """Where state lives: by default SQLite files in data_dir and in-process memory, for one node alone.
+
+    Replicas of one gateway share `url` (PostgreSQL) and `redis_url`; each keeps its own exchange log.
+    """
+
+    url: str | None = Field(
+        None, description="database for consent, monitoring, jobs and events (postgresql://...); default SQLite files"
+    )
+    redis_url: str | None = Field(
+        None, description="redis://HOST:PORT/DB for replay nonces, rate limits, circuit breakers and caches"
+    )
+    redis_prefix: str = Field("kiungo", pattern=r"^[A-Za-z0-9:_.-]{1,64}$", description="key prefix in Redis")
+    breaker_failures: int = Field(5, ge=1, le=1000, description="failures in a row that open a circuit")
+    breaker_reset_seconds: float = Field(30.0, gt=0, le=3600, description="an open circuit lets a trial call after")
+
+
+_SCRYPT_HASH = re.compile(r"\$scrypt\$ln=\d{1,2},r=\d{1,2},p=\d\$[A-Za-z0-9+/]{16,}\$[A-Za-z0-9+/]{32,}")
+_CONSOLE_USER = re.compile(r"[a-z][a-z0-9._-]{0,63}")
+
+
+class ConsoleUserSettings(_Strict):
+    """A person who signs in to the console: her role and the scrypt hash of her password, never the password."""
+
+    role: Literal["dpo", "auditor", "operator"]
+    password_hash: str = Field(description="`kiungo gateway console-user NAME --role ROLE` prints it")
+    name: str = Field("", max_length=128, description="the person's name, for the screen")
+
+    @field_validator("password_hash")
+    @classmethod
+    def _scrypt(cls, v: str) -> str:
+        if not _SCRYPT_HASH.fullmatch(v):
+            raise ValueError("must be an scrypt hash as `kiungo gateway console-user` prints it ($scrypt$ln=...)")
+        return v
+
+
+class ConsoleSettings(_Strict):
+    """The web console for DPOs, auditors and operators (docs/console.md): at /console, or on its own listener."""
+
+    users: dict[str, ConsoleUserSettings] = Field(default_factory=dict)
+    host: str = Field("127.0.0.1", description="address of the console's own listener (used with port)")
+    port: int | None = Field(
+        None, ge=0, le=65535, description="serve the console on its own listener; unset: at /console on the gateway"
+    )
+    secret_file: Path | None = Field(
+        None, description="signs session cookies; default DATA_DIR/console.secret, made once (replicas share it)"
+    )
+    url: str | None = Field(None, description="the console trail's database; default [state] url, else DATA_DIR")
+    idle_minutes: int = Field(30, ge=1, le=720, description="a session ends after this long without a request")
+    max_hours: int = Field(12, ge=1, le=168, description="and after this long in any case")
+    secure_cookies: bool | None = Field(None, description="mark cookies Secure; default: when the request is HTTPS")
+    signin_failures: int = Field(5, ge=1, le=100, description="failed sign-ins per user name or address, per window")
+    signin_window_seconds: float = Field(300.0, gt=0, le=86400)
+
+    @field_validator("users")
+    @classmethod
+    def _names(cls, v: dict[str, ConsoleUserSettings]) -> dict[str, ConsoleUserSettings]:
+        for name in v:
+            if not _CONSOLE_USER.fullmatch(name):
+                raise ValueError(f"user {name!r}: lower-case letters, digits, '.', '_' or '-', starting with a letter")
+        return v
+
+
 class OperatorSettings(_Strict):
     token_sha256: str | None = Field(None, description="SHA-256 (hex) of the operator API token")
 
@@ -257,6 +321,7 @@ class NodeSettings(BaseSettings):
     data_dir: Path = Path("var/gateway")
     server: ServerSettings = ServerSettings()
     operator: OperatorSettings = OperatorSettings()
+    state: StateSettings = StateSettings()
     federation: FederationSettings | None = None
     policy: PolicySettings | None = None
     log: LogSettings = LogSettings()
@@ -273,6 +338,7 @@ class NodeSettings(BaseSettings):
     services: dict[str, ServiceSettings] = Field(default_factory=dict)
     vsr: VsrSettings | None = None
     events: EventsSettings | None = None
+    console: ConsoleSettings | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 from starlette.requests import Request
@@ -19,7 +19,7 @@ from starlette.responses import Response
 import policies
 from connectors import ServiceRequest
 from gateway import errors
-from gateway.bodies import read_body
+from gateway.bodies import check_headers, read_body
 from gateway.catalog import TOKEN_HEADER, LocalService
 from gateway.errors import GatewayError
 from gateway.exchange import Exchange, check_purpose, header_value, now_ms
@@ -40,6 +40,7 @@ SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 XROAD = "http://x-road.eu/xsd/xroad.xsd"
 IDENT = "http://x-road.eu/xsd/identifiers"
+XINCLUDE = "http://www.w3.org/2001/XInclude"
 PDU = "urn:kiungo:xsd:pdu:1"  # Kiungo's purpose headers, after Estonia's draft PDU extension for REST
 PROTOCOL_VERSION = "4.0"
 NSMAP = {"soapenv": SOAP11, "xroad": XROAD, "id": IDENT, "pdu": PDU}
@@ -70,6 +71,8 @@ def read_envelope(data: bytes, content_type: str, max_depth: int) -> SoapMessage
         raise GatewayError(errors.INVALID_SOAP, "SOAP 1.2 is not supported: send SOAP 1.1")
     if root.tag != f"{{{SOAP11}}}Envelope":
         raise GatewayError(errors.INVALID_SOAP, "the document is not a SOAP 1.1 Envelope")
+    if next(root.iter(f"{{{XINCLUDE}}}*"), None) is not None:  # a provider that expands it may read files or URLs
+        raise GatewayError(errors.INVALID_SOAP, "XInclude is not allowed in a SOAP message")
     header_elements = root.findall(f"{{{SOAP11}}}Header")
     bodies = root.findall(f"{{{SOAP11}}}Body")
     if len(header_elements) != 1:
@@ -118,7 +121,7 @@ def read_client(element: etree._Element) -> ClientId:
         parts = _identifier_parts(element, names)
         if len(parts) != len(names):
             raise IdentifierError(f"a {kind} client needs {', '.join(names)}")
-        return ClientId.parse("/".join(parts))
+        return ClientId.from_parts(parts)  # as written: SOAP identifiers are not percent-encoded
     except IdentifierError as exc:
         raise GatewayError(errors.INVALID_CLIENT_ID, f"invalid client identifier: {exc}") from None
 
@@ -132,7 +135,7 @@ def read_service(element: etree._Element) -> ServiceId:
         if len(parts) != len(names):
             raise IdentifierError("a service needs xRoadInstance, memberClass, memberCode, subsystemCode, serviceCode")
         version = _identifier_parts(element, ("serviceVersion",))
-        return ServiceId.parse("/".join(parts + version))
+        return ServiceId.from_parts(parts + version)
     except IdentifierError as exc:
         raise GatewayError(errors.INVALID_SERVICE_ID, f"invalid service identifier: {exc}") from None
 
@@ -173,6 +176,18 @@ def fault(error: GatewayError, exchange_id: str) -> Response:
     )
 
 
+_ENVELOPE_DOC = {"text/xml": {"schema": {"type": "string", "description": "a SOAP 1.1 envelope"}}}
+#: The SOAP route's answers in the OpenAPI document: an envelope, or a Fault (HTTP 500, as SOAP 1.1 requires).
+OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the provider's answer, X-Road headers echoed, request hash added", "content": _ENVELOPE_DOC},
+    "5XX": {
+        "description": "a SOAP Fault: the gateway's refusal (its faultcode also in X-Road-Error) or the provider's own",
+        "headers": errors.ERROR_HEADER_DOC,
+        "content": _ENVELOPE_DOC,
+    },
+}
+
+
 def _envelope(headers: list[etree._Element], body_children: list[etree._Element]) -> bytes:
     root = etree.Element(f"{{{SOAP11}}}Envelope", nsmap=NSMAP)
     header = etree.SubElement(root, f"{{{SOAP11}}}Header")
@@ -210,6 +225,7 @@ def _answer(msg: SoapMessage, request_hash: str, provider_root: etree._Element) 
 
 def read_message(data: bytes, request: Request, ex: Exchange, max_depth: int) -> SoapMessage:
     """The envelope and its X-Road headers, each checked, into the exchange."""
+    check_headers(request)
     msg = read_envelope(data, request.headers.get("content-type", ""), max_depth)
     for required in ("client", "service", "id", "protocolVersion"):
         if required not in msg.headers:
@@ -244,6 +260,8 @@ async def handle(request: Request, node: Node) -> Response:
             data = await read_body(request, server.max_body_bytes)
             ex.received(data)
             msg = read_message(data, request, ex, server.max_xml_depth)
+            if len(request.headers.getlist(TOKEN_HEADER)) > 1:
+                raise GatewayError(errors.INVALID_HEADER, "the X-Kiungo-Client-Token header is given more than once")
             token = request.headers.get(TOKEN_HEADER)
             assert ex.service is not None
             if ex.service.code in SOAP_METASERVICES:
@@ -259,6 +277,8 @@ async def handle(request: Request, node: Node) -> Response:
             return Response(content, status_code=status, media_type=XML)
     except GatewayError as error:
         return fault(error, ex.id or ex.request_id)
+    except Exception:  # already recorded as an internal error by the pipeline
+        return fault(errors.unexpected(ex.id or ex.request_id), ex.id or ex.request_id)
 
 
 async def handle_peer(request: Request, node: Node) -> Response:
@@ -290,6 +310,8 @@ async def handle_peer(request: Request, node: Node) -> Response:
             return Response(content, status_code=status, media_type=XML, headers=headers)
     except GatewayError as error:
         return fault(error, ex.id or ex.request_id)
+    except Exception:  # already recorded as an internal error by the pipeline
+        return fault(errors.unexpected(ex.id or ex.request_id), ex.id or ex.request_id)
 
 
 async def _provide(
@@ -344,7 +366,7 @@ async def _forward(request: Request, ex: Exchange, msg: SoapMessage, data: bytes
         SIGNATURE_HEADER: federation.signer.sign(request_payload(request_hash, signed_at)),
     }
     ex.request_out_ts = now_ms()
-    answer = await federation.peers.send(peer, "POST", "/", headers, data)
+    answer = await federation.send(peer, "POST", "/", headers, data)
     ex.response_in_ts = now_ms()
     ex.status_code = answer.status_code
     ex.response_size = len(answer.content)

@@ -16,21 +16,28 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class PeerCertificateProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with the TLS peer certificate added to each request's scope."""
+    """uvicorn's httptools protocol, with the TLS peer certificate added to each request's scope.
+
+    Read once per connection (TLS 1.3 has no renegotiation: the peer's certificate cannot change on
+    it), not for each of the many requests a peer gateway sends over one kept-alive connection.
+    """
+
+    _tls: dict[object, object] | None = None
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        ssl_object = self.transport.get_extra_info("ssl_object")
-        if ssl_object is None:
-            return
-        der = ssl_object.getpeercert(binary_form=True)
-        self.scope["extensions"] = {
-            "tls": {
+        tls = self._tls
+        if tls is None:
+            ssl_object = self.transport.get_extra_info("ssl_object")
+            if ssl_object is None:
+                return
+            der = ssl_object.getpeercert(binary_form=True)
+            tls = self._tls = {
                 "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
                 "client_cert_der": der,
                 "tls_version": ssl_object.version(),
             }
-        }
+        self.scope["extensions"] = {"tls": dict(tls)}  # a copy: the app may change its scope
 
 
 def peer_certificate(scope: Scope) -> bytes | None:

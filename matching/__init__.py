@@ -8,7 +8,7 @@ from matching.comparisons import DEFAULT_BLOCKING, DEFAULT_COMPARISONS, Comparis
 from matching.errors import MatchingError, ModelError, SourceError, TrainingError
 from matching.evaluate import Score, markdown_table, sweep
 from matching.groundtruth import evaluate_crosswalk
-from matching.link import Crosswalk, LinkError, link, read_crosswalk
+from matching.link import Crosswalk, CrosswalkRun, LinkError, crosswalk_runs, link, load_crosswalk, read_crosswalk
 from matching.model import TrainedModel, train
 from matching.normalise import MODEL_COLUMNS, normalise_frame, normalise_record
 from matching.online import Candidate, OnlineMatcher, score_candidates
@@ -38,6 +38,7 @@ __all__ = [
     "Candidate",
     "Comparison",
     "Crosswalk",
+    "CrosswalkRun",
     "Level",
     "LinkError",
     "MatchingError",
@@ -51,9 +52,11 @@ __all__ = [
     "SourceMapping",
     "TrainedModel",
     "TrainingError",
+    "crosswalk_runs",
     "evaluate_crosswalk",
     "link",
     "load",
+    "load_crosswalk",
     "load_frame",
     "markdown_table",
     "normalise_frame",

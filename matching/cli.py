@@ -1,7 +1,9 @@
 """`kiungo match`: train a model, link or deduplicate sources into a crosswalk, evaluate it, review pairs.
 
 Sources are given as `name=path`, the name being a known mapping (`cra`, `msp`) and the path a sandbox
-agency SQLite file. Stage lines go to stderr; failures print `error: ...` and exit 2.
+agency SQLite file. Crosswalks are files (CSV, Parquet) or a database URL (one run per `link`); the
+review queue is an SQLite file or a database URL; both databases are created by `kiungo db upgrade`.
+Stage lines go to stderr; failures print `error: ...` and exit 2.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.status import Status
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from matching.backends import BACKENDS, check_backend
+from matching.database import is_url
 from matching.errors import MatchingError
 from matching.evaluate import DEFAULT_THRESHOLDS, markdown_table, plot
 from matching.groundtruth import evaluate_crosswalk
-from matching.link import check_threshold, link, read_crosswalk
+from matching.link import check_threshold, crosswalk_runs, link, read_crosswalk
 from matching.model import TrainedModel, train
 from matching.review import DECISIONS, ReviewQueue
 from matching.sources import KNOWN_SOURCES, load, parse_source
@@ -46,6 +51,14 @@ BackendOpt = Annotated[
 ]
 
 
+CrosswalkOpt = Annotated[
+    str,
+    typer.Option("--crosswalk", help="A crosswalk from `kiungo match link`: a .csv/.parquet file or a database URL."),
+]
+RunOpt = Annotated[
+    int | None, typer.Option("--run", help="The run to read from a crosswalk database (default: the latest).")
+]
+
 _status: list[Status] = []  # the live spinner of the running command, if any
 
 
@@ -69,6 +82,9 @@ def _reported() -> Iterator[None]:
     except OSError as exc:
         typer.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None
+    except SQLAlchemyError as exc:  # the class only: a driver's message may quote parameters
+        typer.echo(f"error: the database failed ({type(exc).__name__})", err=True)
+        raise typer.Exit(2) from None
 
 
 def _say(message: str) -> None:
@@ -89,6 +105,25 @@ def _threshold(value: float, what: str = "threshold") -> float:
     return check_threshold(value, what)
 
 
+def _target(text: str) -> str | Path:
+    """A database URL as given, anything else a file."""
+    return text if is_url(text) else Path(text)
+
+
+def _shown(url: str) -> str:
+    """A URL as it may be printed: without its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _crosswalk(text: str, run: int | None) -> pd.DataFrame:
+    target = _target(text)
+    if isinstance(target, Path):
+        if run is not None:
+            raise MatchingError("--run needs a crosswalk database URL; a crosswalk file holds one run")
+        return read_crosswalk(target)
+    return read_crosswalk(target, run)
+
+
 @app.command("train")
 def train_command(
     source: SourceOpt,
@@ -100,7 +135,10 @@ def train_command(
         float, typer.Option("--expected-match-rate", help="Share of source records expected to have a match.")
     ] = 0.9,
     labels: Annotated[
-        Path | None, typer.Option("--labels", help="A review queue whose decisions add an m estimate.")
+        str | None,
+        typer.Option(
+            "--labels", help="A review queue (SQLite file or database URL) whose decisions add an m estimate."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the u sampling.")] = 42,
     backend: BackendOpt = "duckdb",
@@ -115,11 +153,9 @@ def train_command(
             raise MatchingError(f"--source and --target are both {left_name!r}; omit --target to deduplicate")
         label_frame = None
         if labels is not None:
-            if not labels.exists():
-                raise MatchingError(f"no review queue at {labels}")
-            with ReviewQueue(labels) as queue:
+            with ReviewQueue(_target(labels)) as queue:
                 label_frame = queue.labels()
-            _say(f"{len(label_frame):,} clerical labels from {labels}")
+                _say(f"{len(label_frame):,} clerical labels from {queue.url}")
         what = f"linking {left_name} -> {right_name}" if right is not None else f"deduplicating {left_name}"
         _say(f"training ({what}) on {chosen}: u by random sampling, m by EM")
         model = train(
@@ -142,7 +178,13 @@ def train_command(
 def link_command(
     model_path: Annotated[Path, typer.Option("--model", help="A model from `kiungo match train`.")],
     left: Annotated[str, typer.Option("--left", help="name=path of the left source.")],
-    out: Annotated[Path, typer.Option("--out", help="Crosswalk file (.csv or .parquet); clusters go beside it.")],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            help="Crosswalk file (.csv or .parquet; clusters go beside it), or a database URL: a new run there.",
+        ),
+    ],
     right: Annotated[str | None, typer.Option("--right", help="name=path of the right source; omit to dedupe.")] = None,
     threshold: Annotated[float, typer.Option("--threshold", help="Keep pairs with match probability >= this.")] = 0.5,
     cluster_threshold: Annotated[
@@ -169,29 +211,52 @@ def link_command(
             progress=_say,
             backend=chosen,
         )
-        written = crosswalk.write(out)
+        target = _target(out)
+        if isinstance(target, Path):
+            where = "written to " + ", ".join(str(p) for p in crosswalk.write(target))
+        else:
+            run_id = crosswalk.write(target, model=str(model_path))
+            where = f"written to {_shown(target)} as run {run_id}"
         clusters = crosswalk.clusters
         linked = int((clusters.drop_duplicates("cluster_id")["cluster_size"] > 1).sum())
         typer.echo(
-            f"{len(crosswalk.pairs):,} pairs at p >= {threshold:g}, {linked:,} clusters of 2 or more records; "
-            f"written to {', '.join(str(p) for p in written)}"
+            f"{len(crosswalk.pairs):,} pairs at p >= {threshold:g}, {linked:,} clusters of 2 or more records; {where}"
         )
+
+
+@app.command("runs")
+def runs_command(
+    db: Annotated[str, typer.Option("--db", help="A crosswalk database URL (sqlite:///PATH, postgresql://...).")],
+) -> None:
+    """The crosswalk runs in a database, newest first: id, when, pairs, records, thresholds, model."""
+    with _reported():
+        if not is_url(db):
+            raise MatchingError(f"--db must be a database URL (sqlite:///PATH, postgresql://...), got {db!r}")
+        runs = crosswalk_runs(db)
+        if not runs:
+            typer.echo(f"no crosswalk runs in {_shown(db)}")
+        for r in runs:
+            typer.echo(
+                f"{r.run_id}\t{r.created_at}\t{r.pair_count:,} pairs\t{r.record_count:,} records\t"
+                f"p >= {r.threshold:g}, clusters at {r.cluster_threshold:g}\t{r.model}"
+            )
 
 
 @app.command("evaluate")
 def evaluate_command(
-    crosswalk: Annotated[Path, typer.Option("--crosswalk", help="A crosswalk from `kiungo match link`.")],
+    crosswalk: CrosswalkOpt,
     truth: Annotated[Path, typer.Option("--truth", help="The sandbox truth.sqlite (record -> person).")],
     out: Annotated[Path, typer.Option("--out", help="Markdown report to write.")],
     chart: Annotated[Path | None, typer.Option("--chart", help="PNG chart of precision/recall/F1.")] = None,
     thresholds: Annotated[
         str | None, typer.Option("--thresholds", help="Comma-separated thresholds (default: 0.01 ... 0.999).")
     ] = None,
+    run: RunOpt = None,
 ) -> None:
     """Precision, recall and F1 across thresholds against ground truth, as markdown (and a PNG)."""
     with _reported():
         levels = DEFAULT_THRESHOLDS if thresholds is None else _parse_thresholds(thresholds)
-        pairs = read_crosswalk(crosswalk)
+        pairs = _crosswalk(crosswalk, run)
         scores, counted = evaluate_crosswalk(pairs, truth, levels)
         left, right = pairs["left_source"].iloc[0], pairs["right_source"].iloc[0]
         title = f"{left} -> {right}" if left != right else f"{left} deduplication"
@@ -200,7 +265,8 @@ def evaluate_command(
             [
                 f"# Crosswalk evaluation: {title}",
                 "",
-                f"Crosswalk `{crosswalk}` ({len(pairs):,} pairs), truth `{truth}`; counted {counted}. "
+                f"Crosswalk `{_shown(crosswalk) if is_url(crosswalk) else crosswalk}`"
+                f"{'' if run is None else f' run {run}'} ({len(pairs):,} pairs), truth `{truth}`; counted {counted}. "
                 f"Thresholds below the crosswalk's own threshold score as that threshold.",
                 "",
                 markdown_table(scores),
@@ -232,30 +298,39 @@ def _parse_thresholds(text: str) -> tuple[float, ...]:
 @review_app.callback()
 def review_callback(
     ctx: typer.Context,
-    queue: Annotated[Path, typer.Option("--queue", help="The review queue (SQLite; created on first use).")],
+    queue: Annotated[
+        str,
+        typer.Option(
+            "--queue",
+            help="The review queue: an SQLite file or a database URL "
+            "(`kiungo db upgrade --store review --url URL` creates it).",
+        ),
+    ],
 ) -> None:
     """Enqueue uncertain pairs from a crosswalk, take the next one, record decisions, list, export labels."""
     ctx.obj = queue
 
 
 def _queue(ctx: typer.Context) -> ReviewQueue:
-    path = ctx.obj
-    assert isinstance(path, Path)
-    return ReviewQueue(path)
+    """The queue named by --queue; a file that does not exist yet is an error saying which command creates it."""
+    queue = ctx.obj
+    assert isinstance(queue, str)
+    return ReviewQueue(_target(queue))
 
 
 @review_app.command("enqueue")
 def review_enqueue(
     ctx: typer.Context,
-    crosswalk: Annotated[Path, typer.Option("--crosswalk", help="A crosswalk from `kiungo match link`.")],
+    crosswalk: CrosswalkOpt,
     low: Annotated[float, typer.Option("--low", help="Lowest probability enqueued (inclusive).")] = 0.5,
     high: Annotated[float, typer.Option("--high", help="Probability from which pairs count as sure.")] = 0.95,
+    run: RunOpt = None,
 ) -> None:
     """Add the crosswalk's pairs with low <= p < high."""
     with _reported():
         _threshold(low, "--low")
         _threshold(high, "--high")
-        pairs = read_crosswalk(crosswalk)
+        pairs = _crosswalk(crosswalk, run)
         with _queue(ctx) as queue:
             added = queue.enqueue(pairs, low, high)
             pending = len(queue.pairs("pending"))

@@ -1,22 +1,45 @@
-"""A clerical review queue in SQLite: uncertain pairs in, reviewers' decisions out as training labels.
+"""A clerical review queue: uncertain pairs in, reviewers' decisions out as training labels.
 
 Pairs whose probability falls in an uncertain band (default 0.5 <= p < 0.95) are enqueued from a
-crosswalk (once each). Decisions are appended, never updated (triggers refuse UPDATE and DELETE), so
-the history says who decided what and when; the latest decision of a pair counts. `labels()` turns
-decided pairs into Splink's pairwise-label format (`source_dataset_l, unique_id_l, source_dataset_r,
-unique_id_r, clerical_match_score`), which `matching.train(..., labels=...)` uses to estimate m.
+crosswalk (once each). Decisions are appended, never updated (triggers refuse UPDATE and DELETE, on
+SQLite and PostgreSQL alike), so the history says who decided what and when; the latest decision of a
+pair counts. `labels()` turns decided pairs into Splink's pairwise-label format (`source_dataset_l,
+unique_id_l, source_dataset_r, unique_id_r, clerical_match_score`), which `matching.train(..., labels=...)`
+uses to estimate m.
+
+SQLAlchemy 2 Core on an SQLite file (the default) or PostgreSQL (reviewers working from several
+machines); the schema is created by `kiungo db upgrade --store review`, never by the queue.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 import pandas as pd
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Connection,
+    Double,
+    Engine,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
+from matching.database import open_engine, require_schema, where
 from matching.errors import MatchingError
 
 Decision = Literal["match", "non-match", "unsure"]
@@ -29,41 +52,39 @@ LABEL_COLUMNS: tuple[str, ...] = (
     "clerical_match_score",
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS pair (
-    pair_id INTEGER PRIMARY KEY,
-    left_source TEXT NOT NULL,
-    left_id TEXT NOT NULL,
-    right_source TEXT NOT NULL,
-    right_id TEXT NOT NULL,
-    match_probability REAL NOT NULL,
-    match_weight REAL,
-    enqueued_at TEXT NOT NULL,
-    UNIQUE (left_source, left_id, right_source, right_id)
-);
-CREATE TABLE IF NOT EXISTS decision (
-    decision_id INTEGER PRIMARY KEY,
-    pair_id INTEGER NOT NULL REFERENCES pair(pair_id),
-    decision TEXT NOT NULL CHECK (decision IN ('match', 'non-match', 'unsure')),
-    reviewer TEXT NOT NULL CHECK (length(reviewer) > 0),
-    note TEXT NOT NULL DEFAULT '',
-    decided_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS decision_pair ON decision(pair_id, decision_id);
-CREATE TRIGGER IF NOT EXISTS decision_no_update BEFORE UPDATE ON decision
-BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS decision_no_delete BEFORE DELETE ON decision
-BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
-"""
+#: The migration this code was written for (gateway/migrations/versions/review).
+SCHEMA_REVISION: Final = "review_0001"
 
+metadata = MetaData()
 
-_PAIRS_WITH_LATEST = """
-SELECT p.*, l.decision, l.reviewer, l.decided_at FROM pair p
-LEFT JOIN (
-    SELECT d.* FROM decision d
-    WHERE d.decision_id = (SELECT MAX(decision_id) FROM decision WHERE pair_id = d.pair_id)
-) l ON l.pair_id = p.pair_id
-"""
+pairs_table = Table(
+    "review_pair",
+    metadata,
+    Column("pair_id", Integer, primary_key=True, autoincrement=True),
+    Column("left_source", Text, nullable=False),
+    Column("left_id", Text, nullable=False),
+    Column("right_source", Text, nullable=False),
+    Column("right_id", Text, nullable=False),
+    Column("match_probability", Double, nullable=False),
+    Column("match_weight", Double, nullable=True),
+    Column("enqueued_at", String(32), nullable=False),
+    UniqueConstraint("left_source", "left_id", "right_source", "right_id", name="uq_review_pair_records"),
+)
+
+decisions_table = Table(
+    "review_decision",
+    metadata,
+    Column("decision_id", Integer, primary_key=True, autoincrement=True),
+    Column("pair_id", Integer, nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("reviewer", Text, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("decided_at", String(32), nullable=False),
+    ForeignKeyConstraint(["pair_id"], ["review_pair.pair_id"], name="fk_review_decision_pair"),
+    CheckConstraint("decision IN (" + ", ".join(f"'{d}'" for d in DECISIONS) + ")", name="ck_review_decision_decision"),
+    CheckConstraint("length(reviewer) > 0", name="ck_review_decision_reviewer"),
+    Index("ix_review_decision_pair", "pair_id", "decision_id"),
+)
 
 
 class ReviewError(MatchingError):
@@ -98,21 +119,31 @@ def _now() -> str:
 
 
 class ReviewQueue:
-    """The queue kept in one SQLite file (created on first use)."""
+    """The queue in an SQLite file (a Path) or a database by URL or Engine, migrated by `kiungo db upgrade`."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        if not path.parent.is_dir():
-            raise ReviewError(f"cannot open review queue {path}: no directory {path.parent}")
+    def __init__(self, db: str | Path | Engine) -> None:
+        self.engine, self._owned = open_engine(db, ReviewError)
+        self.url = where(self.engine)
         try:
-            self._conn = sqlite3.connect(path)
-            self._conn.row_factory = sqlite3.Row
-            self._conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise ReviewError(f"cannot open review queue {path}: {exc}") from exc
+            require_schema(
+                self.engine,
+                store="review",
+                what="review queue",
+                metadata=metadata,
+                revision=SCHEMA_REVISION,
+                error=ReviewError,
+            )
+        except SQLAlchemyError as exc:
+            self.close()
+            raise ReviewError(f"cannot open review queue {self.url} ({type(exc).__name__})") from None
+        except ReviewError:
+            self.close()
+            raise
 
     def close(self) -> None:
-        self._conn.close()
+        """Release the database (an engine the queue was given is left to its owner)."""
+        if self._owned:
+            self.engine.dispose()
 
     def __enter__(self) -> ReviewQueue:
         return self
@@ -129,7 +160,15 @@ class ReviewQueue:
         weights = band["match_weight"] if "match_weight" in band else pd.Series([None] * len(band), index=band.index)
         now = _now()
         rows = [
-            (str(ls), str(li), str(rs), str(ri), float(p), None if pd.isna(w) else float(w), now)
+            {
+                "left_source": str(ls),
+                "left_id": str(li),
+                "right_source": str(rs),
+                "right_id": str(ri),
+                "match_probability": float(p),
+                "match_weight": None if pd.isna(w) else float(w),
+                "enqueued_at": now,
+            }
             for ls, li, rs, ri, p, w in zip(
                 band["left_source"],
                 band["left_id"],
@@ -140,24 +179,24 @@ class ReviewQueue:
                 strict=True,
             )
         ]
-        with self._conn:
-            before = self._count()
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO pair (left_source, left_id, right_source, right_id, match_probability, "
-                "match_weight, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            return self._count() - before
-
-    def _count(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM pair").fetchone()[0])
+        with self.engine.begin() as conn:
+            before = _count(conn)
+            if rows:
+                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+                conn.execute(dialect.insert(pairs_table).on_conflict_do_nothing(), rows)
+            return _count(conn) - before
 
     def next(self) -> ReviewPair | None:
         """The undecided pair to review next (the most uncertain: nearest p = 0.5 first), or None."""
-        row = self._conn.execute(
-            "SELECT * FROM pair WHERE pair_id NOT IN (SELECT pair_id FROM decision) "
-            "ORDER BY ABS(match_probability - 0.5), pair_id LIMIT 1"
-        ).fetchone()
+        p = pairs_table.c
+        stmt = (
+            select(pairs_table)
+            .where(p.pair_id.not_in(select(decisions_table.c.pair_id)))
+            .order_by(func.abs(p.match_probability - 0.5), p.pair_id)
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).mappings().first()
         return None if row is None else _pair(row)
 
     def decide(self, pair_id: int, decision: str, reviewer: str, note: str = "") -> HistoryEntry:
@@ -166,34 +205,50 @@ class ReviewQueue:
             raise ReviewError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
         if not reviewer.strip():
             raise ReviewError("a decision needs a reviewer")
-        if self._conn.execute("SELECT 1 FROM pair WHERE pair_id = ?", (pair_id,)).fetchone() is None:
-            raise ReviewError(f"no pair {pair_id} in the queue")
         entry = HistoryEntry(pair_id, decision, reviewer.strip(), note, _now())
-        with self._conn:
-            self._conn.execute(
-                "INSERT INTO decision (pair_id, decision, reviewer, note, decided_at) VALUES (?, ?, ?, ?, ?)",
-                (entry.pair_id, entry.decision, entry.reviewer, entry.note, entry.decided_at),
+        with self.engine.begin() as conn:
+            if conn.execute(select(pairs_table.c.pair_id).where(pairs_table.c.pair_id == pair_id)).first() is None:
+                raise ReviewError(f"no pair {pair_id} in the queue")
+            conn.execute(
+                decisions_table.insert().values(
+                    pair_id=entry.pair_id,
+                    decision=entry.decision,
+                    reviewer=entry.reviewer,
+                    note=entry.note,
+                    decided_at=entry.decided_at,
+                )
             )
         return entry
 
     def history(self, pair_id: int | None = None) -> list[HistoryEntry]:
         """Every decision in the order made (of one pair, or all)."""
-        sql = "SELECT pair_id, decision, reviewer, note, decided_at FROM decision"
-        params: tuple[int, ...] = ()
+        d = decisions_table.c
+        stmt = select(d.pair_id, d.decision, d.reviewer, d.note, d.decided_at).order_by(d.decision_id)
         if pair_id is not None:
-            sql += " WHERE pair_id = ?"
-            params = (pair_id,)
-        rows = self._conn.execute(sql + " ORDER BY decision_id", params).fetchall()
+            stmt = stmt.where(d.pair_id == pair_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
         return [HistoryEntry(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
 
     def pairs(self, status: Literal["all", "pending", "decided"] = "all") -> list[ReviewPair]:
         """Queued pairs with their latest decision, if any."""
-        sql = _PAIRS_WITH_LATEST
+        d = decisions_table.c
+        last = select(d.pair_id, func.max(d.decision_id).label("decision_id")).group_by(d.pair_id).subquery()
+        latest = (
+            select(d.pair_id, d.decision, d.reviewer, d.decided_at)
+            .join(last, last.c.decision_id == d.decision_id)
+            .subquery()
+        )
+        stmt = select(pairs_table, latest.c.decision, latest.c.reviewer, latest.c.decided_at).outerjoin(
+            latest, latest.c.pair_id == pairs_table.c.pair_id
+        )
         if status == "pending":
-            sql += " WHERE l.decision IS NULL"
+            stmt = stmt.where(latest.c.decision.is_(None))
         elif status == "decided":
-            sql += " WHERE l.decision IS NOT NULL"
-        return [_pair(r) for r in self._conn.execute(sql + " ORDER BY p.pair_id").fetchall()]
+            stmt = stmt.where(latest.c.decision.is_not(None))
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(pairs_table.c.pair_id)).mappings().all()
+        return [_pair(r) for r in rows]
 
     def labels(self) -> pd.DataFrame:
         """Decided pairs (latest decision; "unsure" left out) as Splink pairwise labels, 1.0 match / 0.0 not."""
@@ -205,8 +260,11 @@ class ReviewQueue:
         return pd.DataFrame(rows, columns=list(LABEL_COLUMNS))
 
 
-def _pair(row: sqlite3.Row) -> ReviewPair:
-    keys = row.keys()
+def _count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(pairs_table)).scalar_one())
+
+
+def _pair(row: Any) -> ReviewPair:
     return ReviewPair(
         pair_id=int(row["pair_id"]),
         left_source=str(row["left_source"]),
@@ -215,7 +273,7 @@ def _pair(row: sqlite3.Row) -> ReviewPair:
         right_id=str(row["right_id"]),
         match_probability=float(row["match_probability"]),
         match_weight=None if row["match_weight"] is None else float(row["match_weight"]),
-        decision=row["decision"] if "decision" in keys else None,
-        reviewer=row["reviewer"] if "reviewer" in keys else None,
-        decided_at=row["decided_at"] if "decided_at" in keys else None,
+        decision=row.get("decision"),
+        reviewer=row.get("reviewer"),
+        decided_at=row.get("decided_at"),
     )

@@ -45,11 +45,15 @@ _KNOWN_KEYS = frozenset(
         "valid_from",
         "valid_until",
         "rate_limit",
+        "cache_seconds",
         "description",
         "services",
     }
 )
 _SERVICE_KEYS = frozenset({"service", "methods", "paths", "fields"})
+
+#: Longest an agreement may let a gateway reuse an answer: caches are for bursts, not for copies.
+MAX_CACHE = 3600
 
 # The end of a day given as a date: valid_until = "2027-12-31" covers the whole of that day (UTC).
 END_OF_DAY = time(23, 59, 59, 999999)
@@ -104,6 +108,7 @@ class Agreement:
     services: tuple[ServiceGrant, ...]
     description: str = ""
     source: Path | None = None
+    cache_seconds: int = 0  # how long the provider's gateway may reuse an answer (GET only); 0: never
 
     @property
     def label(self) -> str:
@@ -229,6 +234,9 @@ class _Reader:
                 rate_limit = RateLimit.parse(rate)
             except PolicyError as exc:
                 raise self.fail("rate_limit", str(exc).removeprefix("rate limit ")) from None
+        cache_seconds = self.raw.get("cache_seconds", 0)
+        if isinstance(cache_seconds, bool) or not isinstance(cache_seconds, int) or not 0 <= cache_seconds <= MAX_CACHE:
+            raise self.fail("cache_seconds", f"must be a whole number of seconds from 0 to {MAX_CACHE}")
         description = self.string("description", required=False)
         services = self.services(provider)
         return Agreement(
@@ -247,6 +255,7 @@ class _Reader:
             services=services,
             description=description,
             source=self.path,
+            cache_seconds=cache_seconds,
         )
 
     def string(self, field: str, *, required: bool = True, table: dict[str, Any] | None = None) -> str:

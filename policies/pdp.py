@@ -70,6 +70,7 @@ class Decision:
     data_categories: tuple[str, ...] = ()
     fields: tuple[str, ...] | None = ()
     rate_limit: RateLimit | None = None
+    cache_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,8 @@ class PolicyDecisionPoint:
             lines.append(f"fields released: {fields}")
             if decision.rate_limit:
                 lines.append(f"rate limit: {decision.rate_limit} per client")
+            if decision.cache_seconds:
+                lines.append(f"answers may be reused for {decision.cache_seconds} s")
         else:
             lines.append(f"decision: denied ({decision.reason}): {decision.message}")
         grants = self._grants.get(service, [])
@@ -385,6 +388,7 @@ def _allow(matched: Sequence[_Grant], purpose: str) -> Decision:
         data_categories=best.data_categories,
         fields=None if fields is None else tuple(fields),
         rate_limit=best.rate_limit,
+        cache_seconds=best.cache_seconds,
     )
 
 

@@ -759,7 +759,7 @@ def register_event(db: AgencyDb, raw: bytes, today: date | None = None) -> tuple
     try:
         try:
             doc = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack goes
             raise EventError(400, "body is not JSON") from None
         if not isinstance(doc, dict):
             raise EventError(400, "body must be a JSON object")

@@ -181,6 +181,8 @@ def run(people: int = 3000, seed: int = 7, workdir: Path | None = None) -> None:
                     f"  {member:<12} {'gateway (peers over mutual TLS: ' + gw['peer_url'] + ')':<45} {gw['base_url']}"
                 )
             gateway = fed["gateways"]["ZZ/GOV/MSP"]
+            where = "web console of each gateway (logins: sandbox.json)"
+            console.print(f"  {'console':<12} {where:<45} {gateway['console']['url']}")
             subjects = pick_subjects(country)
 
             console.rule("[bold]1. Straight to the agency systems, through the connectors")

@@ -11,6 +11,7 @@ gateways keep only the tokens' hashes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 import secrets
@@ -36,6 +37,8 @@ EVENTS = f"{INSTANCE}/GOV/CRA/events"
 PROGRAMMES = Path(__file__).with_name("programmes")
 AGREEMENTS = Path(__file__).with_name("agreements")
 RESEARCH_PURPOSE = "poverty-research-2026"
+#: The console's users on every sandbox gateway: one per role, named after it (docs/console.md).
+CONSOLE_ROLES = ("dpo", "auditor", "operator")
 
 #: Members of the sandbox federation, by agency code: (member id, name).
 MEMBERS: dict[str, tuple[str, str]] = {
@@ -191,6 +194,19 @@ def services_of(systems: Mapping[str, Any], agencies: Iterable[str]) -> dict[str
     return services
 
 
+@functools.cache
+def _console_hash(password: str) -> str:
+    from gateway.console import hash_password
+
+    return hash_password(password, ln=12)  # a random throw-away password: a low scrypt cost is enough
+
+
+def console_settings(tokens: Mapping[str, str]) -> dict[str, Any]:
+    """The console's users, one per role; their passwords are the run's fresh tokens (in the manifest)."""
+    users = {r: {"role": r, "password_hash": _console_hash(tokens[f"console:{r}"])} for r in CONSOLE_ROLES}
+    return {"users": users}
+
+
 def node_config(
     systems: Mapping[str, Any],
     agencies: Iterable[str],
@@ -240,12 +256,14 @@ def node_config(
         "systems": {code: system_settings(systems, code) for code in chosen},
         "services": services_of(systems, chosen),
         "usage_clients": [PORTAL],
+        "console": console_settings(tokens),
     }
 
 
 def fresh_tokens() -> dict[str, str]:
     tokens = {cid: secrets.token_urlsafe(24) for cid, _, _ in CLIENTS}
     tokens["operator"] = secrets.token_urlsafe(24)
+    tokens |= {f"console:{role}": secrets.token_urlsafe(24) for role in CONSOLE_ROLES}
     return tokens
 
 
@@ -303,6 +321,7 @@ def gateway_manifest(base_url: str, config: Mapping[str, Any], tokens: Mapping[s
         "services": sorted(config["services"]),
         "clients": {cid: {"token": tokens[cid]} for cid in config["clients"]},
         "operator_token": tokens["operator"],
+        "console": {"url": base_url + "/console/", "users": {r: tokens[f"console:{r}"] for r in CONSOLE_ROLES}},
     }
 
 

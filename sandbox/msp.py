@@ -263,7 +263,7 @@ def parse_notify(raw: bytes) -> tuple[str, list[Event]]:
     """The transaction id and events of a notify envelope; a Problem (400) says what is wrong with it."""
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack goes
         raise _invalid("The body is not JSON.") from None
     doc = _object(doc, "The body")
     header = _object(doc.get("header"), "header")

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import tomli_w
 from starlette.types import ASGIApp
 
+from gateway.migrations import upgrade_node
 from gateway.server import Listener, ServerThread, base_url, bind, url_host
 from sandbox import cra, federation, msp, ssf, tax
 from sandbox.agencydb import AgencyDb
@@ -206,7 +207,9 @@ class SandboxServers:
         gateways: dict[str, Any] = {}
         for code in SYSTEM_ORDER:
             config = plan.configs[code]
-            node = listeners(from_mapping(config), client_sock=clients[code], peer_sock=peers[code])
+            settings = from_mapping(config)
+            upgrade_node(settings)  # as the operator does with `kiungo db upgrade` before starting a node
+            node = listeners(settings, client_sock=clients[code], peer_sock=peers[code])
             out[f"{code}-gateway"] = node["gateway"]
             out[f"{code}-peers"] = node["peers"]
             member = config["federation"]["member"]
@@ -241,7 +244,9 @@ class SandboxServers:
         )
         config["server"]["port"] = int(sock.getsockname()[1])
         self.manifest["gateway"] = federation.gateway_manifest(base_url(sock), config, tokens)
-        return create_app(from_mapping(config)), sock
+        settings = from_mapping(config)
+        upgrade_node(settings)
+        return create_app(settings), sock
 
     def stop(self) -> None:
         if self._thread is not None:

@@ -39,14 +39,21 @@ LEASE_MARGIN_SECONDS = 5.0  # a claim outlives the exchange's timeout by this mu
 
 
 class EventService:
-    def __init__(self, settings: EventsSettings, data_dir: Path, transport: httpx.AsyncBaseTransport | None) -> None:
+    def __init__(
+        self,
+        settings: EventsSettings,
+        data_dir: Path,
+        transport: httpx.AsyncBaseTransport | None,
+        *,
+        url: str | None = None,
+    ) -> None:
         self.settings = settings
         try:
             token = settings.token_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise EventsError(f"events.token_file: {exc.strerror}") from None
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = EventStore(settings.url or f"sqlite:///{data_dir / 'events.sqlite'}")
+        self.store = EventStore(url or settings.url or f"sqlite:///{data_dir / 'events.sqlite'}")
         self.client = XRoadClient(
             settings.client,
             token,

@@ -40,6 +40,9 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from gateway.database import make_engine
 from gateway.events.dci import Criteria
 from gateway.events.errors import DeliveryNotFound, StoreError
+from gateway.migrations.errors import MigrationError
+from gateway.migrations.runner import require_current
+from gateway.migrations.stores import STORES
 
 ACTIVE: Final = "active"
 CANCELLED: Final = "cancelled"
@@ -217,7 +220,7 @@ class EventStore:
         except (ArgumentError, ImportError) as exc:
             raise StoreError(f"events store URL: {type(exc).__name__}") from None
         try:
-            metadata.create_all(self.engine, checkfirst=True)
+            require_current(self.engine, STORES["events"])
             with self.engine.begin() as conn:
                 created = conn.execute(select(meta_table.c.value).where(meta_table.c.key == "created_on")).scalar()
                 if created is None:
@@ -226,6 +229,9 @@ class EventStore:
         except SQLAlchemyError as exc:
             self.engine.dispose()
             raise StoreError(f"the events store cannot be opened ({type(exc).__name__})") from None
+        except MigrationError as exc:
+            self.engine.dispose()
+            raise StoreError(f"events store: {exc}") from None
         self.created_on = dt.date.fromisoformat(created)
 
     def close(self) -> None:

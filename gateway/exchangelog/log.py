@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
@@ -17,9 +19,10 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Engine, or_, select, tuple_
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.database import make_engine
+from gateway.database import engine_url, make_engine
 from gateway.exchangelog import store
 from gateway.exchangelog.errors import LogError, LoggingFailed
 from gateway.exchangelog.merkle import (
@@ -35,9 +38,20 @@ from gateway.exchangelog.record import LogRecord
 from gateway.exchangelog.treehead import SignedTreeHead, TreeHead, public_key_pem, sign_payload, sth_payload
 from gateway.exchangelog.tsa import TimestampError, request_token
 from gateway.exchangelog.verify import VerifyReport, verify_log
+from gateway.migrations.errors import MigrationError
+from gateway.migrations.runner import require_current
+from gateway.migrations.stores import STORES
 
 _log = logging.getLogger("kiungo.exchangelog")
 DAY_MS = 86_400_000
+#: Seconds to open a connection to a PostgreSQL log (libpq's connect_timeout; the URL may set its own).
+CONNECT_TIMEOUT = 3
+#: Seconds one append may take before its connection is broken and the exchange refused: appends run on the
+#: gateway's event loop, so a database that stops answering must not hold it (or the exchange) any longer.
+WRITE_TIMEOUT = 5.0
+#: After the database could not be reached (or a write timed out), appends fail at once for this long, doubling
+#: up to RETRY_MAX while it stays unreachable, instead of each waiting for its own timeout.
+RETRY_MIN, RETRY_MAX = 0.5, 4.0
 
 
 def now_ms() -> int:
@@ -76,6 +90,92 @@ class BodyCipher:
         return plain[len(prefix) :]
 
 
+def bounded_url(url: str) -> str:
+    """A PostgreSQL URL with a connect timeout, unless it has one: a host that drops packets fails in seconds."""
+    parsed = make_url(engine_url(url))
+    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
+        return url
+    return parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT)}).render_as_string(hide_password=False)
+
+
+def _socket_of(raw: Any) -> int | None:
+    """The file descriptor of a PostgreSQL connection's socket (psycopg 3), None for SQLite."""
+    pgconn = getattr(getattr(raw, "driver_connection", None), "pgconn", None)
+    if pgconn is None:
+        return None
+    try:
+        fd = pgconn.socket
+    except Exception:  # a closed or broken connection has no socket
+        return None
+    return fd if isinstance(fd, int) else None
+
+
+class WriteGuard:
+    """Keeps writes to a database that stopped answering from holding the gateway (they run on its event loop).
+
+    A watchdog thread breaks the socket of a write that outlives `write_timeout`, so the driver's blocked call
+    returns an error (libpq has no read timeout of its own); it looks a few times a second, so a guarded write
+    costs two assignments, not a timer. After the database could not be reached, or a write was broken, writes
+    are refused at once for a back-off (RETRY_MIN, doubling up to RETRY_MAX) instead of each waiting again.
+    The exchange log and operational monitoring each keep one.
+    """
+
+    def __init__(self, write_timeout: float = WRITE_TIMEOUT) -> None:
+        self.write_timeout = write_timeout
+        self.fired = False  # the last guarded write was broken by the watchdog
+        self._write: tuple[int, float] | None = None  # (socket fd, deadline) of the write in progress
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wait(self) -> float:
+        """Seconds until a write may be tried again (0: now)."""
+        return max(0.0, self._retry_at - time.monotonic())
+
+    def unreachable(self) -> None:
+        """The database could not be reached (or a write was broken): refuse writes for the next back-off."""
+        self._backoff = min(max(self._backoff * 2, RETRY_MIN), RETRY_MAX)
+        self._retry_at = time.monotonic() + self._backoff
+
+    def reachable(self) -> None:
+        self._retry_at = self._backoff = 0.0
+
+    @contextlib.contextmanager
+    def guard(self, raw: Any) -> Iterator[None]:
+        """The block's writes on `raw` (a pooled DBAPI connection) may take `write_timeout`, no longer."""
+        self.fired = False
+        fd = _socket_of(raw)
+        if fd is None:  # SQLite: a file, bounded by its busy timeout
+            yield
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="database-write-watchdog", daemon=True)
+            self._thread.start()
+        self._write = (fd, time.monotonic() + self.write_timeout)
+        try:
+            yield
+        finally:
+            self._write = None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            write = self._write
+            if write is None or time.monotonic() < write[1] or self._write is not write:
+                continue
+            self.fired = True
+            self._write = None
+            with contextlib.suppress(OSError):
+                broken = socket.socket(fileno=os.dup(write[0]))
+                try:
+                    broken.shutdown(socket.SHUT_RDWR)
+                finally:
+                    broken.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 def _failure(exc: BaseException) -> LoggingFailed:
     """A message naming only the error class: driver messages can quote parameters (personal data)."""
     orig = getattr(exc, "orig", None)
@@ -108,6 +208,8 @@ class ExchangeLog:
         self._dialect = engine.dialect.name
         self._sql = store.append_sql(self._dialect)
         self.last_tsa_error: str | None = None
+        self.last_failure: str | None = None  # why the last append failed, until one succeeds again
+        self._guard = WriteGuard()
 
     @classmethod
     def open(
@@ -121,8 +223,12 @@ class ExchangeLog:
         keep_bodies_key: bytes | None = None,
     ) -> ExchangeLog:
         try:
-            engine = make_engine(url)
-            store.create_schema(engine)
+            engine = make_engine(bounded_url(url))
+            try:
+                require_current(engine, STORES["log"])
+            except MigrationError as exc:
+                engine.dispose()
+                raise LogError(f"exchange log: {exc}") from None
             log = cls(
                 engine,
                 node=node,
@@ -154,53 +260,88 @@ class ExchangeLog:
     def append(
         self, record: LogRecord, *, request_body: bytes | None = None, response_body: bytes | None = None
     ) -> int:
-        """Durable before it returns (one commit); any failure is LoggingFailed and the exchange must stop."""
+        """Durable before it returns (one commit); any failure is LoggingFailed and the exchange must stop.
+
+        A connection that died while idle (the database restarted) is replaced and the append tried once more,
+        but only when nothing was committed on it. A database that cannot be reached, or a write that outlives
+        WRITE_TIMEOUT, makes the next appends fail at once for a short while (see `available`).
+        """
         content = record.canonical()
         leaf = leaf_hash(content)
         text = content.decode("utf-8")
         with self._lock:
-            try:
-                if self._conn is None:
-                    self._conn = self.engine.raw_connection()
-                raw = self._conn
-                cur = raw.cursor()
+            wait = self._guard.wait()
+            if wait > 0:
+                raise LoggingFailed(f"exchange log: the database was unreachable moments ago; next try in {wait:.1f} s")
+            for attempt in (1, 2):
+                fresh = self._conn is None
+                committing = False
+                self._guard.fired = False
                 try:
-                    sql = self._sql
-                    cur.execute(sql["bump"])
-                    row = cur.fetchone()
-                    if row is None:
-                        raise LogError("exchange log: the size counter is missing")
-                    index = int(row[0]) - 1
-                    cached = self._frontier
-                    frontier = cached.copy() if cached.size == index else self._load_frontier_raw(cur, index)
-                    created = frontier.push(leaf)
-                    cur.execute(sql["record"], (index, text))
-                    cur.executemany(sql["node"], created)
-                    if record.subject_hashes:
-                        cur.executemany(sql["subject"], [(h, index) for h in dict.fromkeys(record.subject_hashes)])
-                    if self._cipher is not None:
-                        for kind, body in (("request", request_body), ("response", response_body)):
-                            if body is not None:
-                                blob = self._cipher.encrypt(index, kind, body)
-                                cur.execute(sql["body"], (index, kind, blob))
-                    raw.commit()
-                except BaseException:
-                    raw.rollback()
-                    raise
-                finally:
-                    cur.close()
-                self._frontier = frontier
-                return index
-            except Exception as exc:  # any failure at all means not durable: fail closed
-                self._frontier = Frontier(-1)
-                self._drop_connection()
-                raise _failure(exc) from None
+                    if self._conn is None:
+                        try:
+                            self._conn = self.engine.raw_connection()
+                        except Exception:
+                            self._guard.unreachable()
+                            raise
+                    raw = self._conn
+                    with self._guard.guard(raw):
+                        cur = raw.cursor()
+                        try:
+                            sql = self._sql
+                            cur.execute(sql["bump"])
+                            row = cur.fetchone()
+                            if row is None:
+                                raise LogError("exchange log: the size counter is missing")
+                            index = int(row[0]) - 1
+                            cached = self._frontier
+                            frontier = cached.copy() if cached.size == index else self._load_frontier_raw(cur, index)
+                            created = frontier.push(leaf)
+                            cur.execute(sql["record"], (index, text))
+                            cur.executemany(sql["node"], created)
+                            if record.subject_hashes:
+                                hashes = dict.fromkeys(record.subject_hashes)
+                                cur.executemany(sql["subject"], [(h, index) for h in hashes])
+                            if self._cipher is not None:
+                                for kind, body in (("request", request_body), ("response", response_body)):
+                                    if body is not None:
+                                        blob = self._cipher.encrypt(index, kind, body)
+                                        cur.execute(sql["body"], (index, kind, blob))
+                            committing = True
+                            raw.commit()
+                        except BaseException:
+                            with contextlib.suppress(Exception):  # the connection may be gone; it is dropped below
+                                raw.rollback()
+                            raise
+                        finally:
+                            with contextlib.suppress(Exception):
+                                cur.close()
+                    self._frontier = frontier
+                    self._guard.reachable()
+                    self.last_failure = None
+                    return index
+                except Exception as exc:  # any failure at all means not durable: fail closed
+                    self._frontier = Frontier(-1)
+                    self._drop_connection()
+                    if self._guard.fired:
+                        self._guard.unreachable()
+                    elif attempt == 1 and not fresh and not committing:
+                        continue  # a pooled connection the database dropped while idle: once more, on a new one
+                    failure = _failure(exc)
+                    self.last_failure = str(failure)
+                    raise failure from None
+            raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def available(self) -> bool:
+        """False while appends fail at once (the database was unreachable moments ago): callers may refuse
+        an exchange before doing any work whose record could not be kept."""
+        return self._guard.wait() == 0
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):  # already failing; the original error is what matters
-                conn.close()
+                conn.invalidate()  # not back to the pool: it may be broken, or stuck in a transaction
 
     def _load_frontier_raw(self, cur: Any, size: int) -> Frontier:
         found: dict[tuple[int, int], bytes] = {}
@@ -444,6 +585,7 @@ class ExchangeLog:
     def close(self) -> None:
         with self._lock:
             self._drop_connection()
+        self._guard.stop()
         self.engine.dispose()
 
     def __enter__(self) -> ExchangeLog:

@@ -15,7 +15,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    Engine,
     Integer,
     LargeBinary,
     MetaData,
@@ -114,21 +113,6 @@ def field_sql(dialect: str, name: str) -> str:
         expr = f"(content::jsonb ->> '{name}')"
         return f"({expr}::bigint)" if name in NUMERIC else expr
     return f"json_extract(content, '$.{name}')"
-
-
-def create_schema(engine: Engine) -> None:
-    """Tables and expression indexes, if missing (idempotent; safe for several processes at start)."""
-    metadata.create_all(engine, checkfirst=True)
-    dialect = engine.dialect.name
-    with engine.begin() as conn:
-        for name in INDEXED:
-            conn.exec_driver_sql(
-                f"CREATE INDEX IF NOT EXISTS ix_log_record_{name} ON log_record ({field_sql(dialect, name)})"
-            )
-        for key in ("size", "archived_before"):
-            found = conn.execute(select(meta.c.key).where(meta.c.key == key)).first()
-            if found is None:
-                conn.execute(meta.insert().values(key=key, value=0))
 
 
 def get_meta(conn: Connection, key: str) -> tuple[int | None, str | None]:

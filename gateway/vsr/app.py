@@ -15,6 +15,7 @@ from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from gateway.vsr import crosscheck, dci, oversight
 from gateway.vsr.bulk import UNFINISHED
@@ -24,6 +25,26 @@ from gateway.vsr.service import OVERSIGHT_KIND, VsrService, error_status
 from gateway.xroadclient import CallContext
 
 NDJSON = "application/x-ndjson"
+PROBLEM = "application/problem+json"
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:kiungo:vsr:<error>"},
+        "title": {"type": "string", "description": "what is wrong; never the value given"},
+        "status": {"type": "integer"},
+        "errors": {"type": "array", "items": {"type": "object"}, "description": "where a request is invalid"},
+    },
+}
+#: Every refusal of the registry is a problem document (RFC 9457); validation errors name where, not what.
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    f"{digit}XX": {"description": "a problem document", "content": {PROBLEM: {"schema": _PROBLEM_SCHEMA}}}
+    for digit in (4, 5)
+}
+
+
+#: A programme's name as a request gives it (names are short; an unknown one is named back in the refusal).
+Programme = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class PersonQuery(BaseModel):
@@ -49,7 +70,7 @@ class PersonQuery(BaseModel):
 class EligibilityRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    programme: str = Field(examples=["old-age-grant"])
+    programme: str = Field(min_length=1, max_length=100, examples=["old-age-grant"])
     person: PersonQuery
 
 
@@ -62,7 +83,7 @@ class Beneficiary(PersonQuery):
 class CrosscheckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    programme: str
+    programme: Programme
     beneficiaries: list[Beneficiary] = Field(max_length=1_000_000)
 
 
@@ -71,7 +92,7 @@ class OversightRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    programme: str
+    programme: Programme
     districts: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,10}$")]] = Field(min_length=1, max_length=500)
 
 
@@ -80,7 +101,7 @@ class BulkRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    programme: str
+    programme: Programme
     people: list[PersonQuery] | None = Field(None, max_length=100_000)
     district: str | None = Field(None, pattern=r"^[A-Z0-9]{1,10}$")
 
@@ -108,6 +129,7 @@ def create_vsr_app(service: VsrService) -> FastAPI:
             "programme, with reasons and provenance. Reached through the exchange layer as the services "
             "of the registry's subsystem; every look-up it makes is itself an ordinary, logged exchange."
         ),
+        responses=RESPONSES,
     )
     registry = service.registry
 
@@ -121,6 +143,13 @@ def create_vsr_app(service: VsrService) -> FastAPI:
             status_code=422,
             media_type="application/problem+json",
         )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """The HTTP layer's refusals (a body that does not parse, no such route) as problem documents too."""
+        assert isinstance(exc, HTTPException)
+        body = {"type": "urn:kiungo:vsr:HttpError", "title": str(exc.detail), "status": exc.status_code}
+        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM, headers=exc.headers)
 
     @app.exception_handler(VsrError)
     async def vsr_error(request: Request, exc: Exception) -> Response:
@@ -241,7 +270,7 @@ def create_vsr_app(service: VsrService) -> FastAPI:
     @app.get("/v1/oversight", summary="Trends: the headline figures of every finished run of a programme")
     async def oversight_trends(
         request: Request,
-        programme: str,
+        programme: Annotated[str, Query(min_length=1, max_length=100)],
         threshold: Annotated[int, Query(ge=5, le=1000)] = 10,
     ) -> dict[str, Any]:
         return {"programme": programme, "runs": service.oversight_trends(programme, context(request), threshold)}

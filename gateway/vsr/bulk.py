@@ -36,6 +36,9 @@ from sqlalchemy import (
 )
 
 from gateway.database import make_engine
+from gateway.migrations.errors import MigrationError
+from gateway.migrations.runner import require_current
+from gateway.migrations.stores import STORES
 from gateway.vsr.errors import JobError
 
 Worker = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -159,7 +162,11 @@ class BulkJobs:
             raise ValueError("max_items must be at least 1")
         self.max_items = max_items
         self.engine = make_engine(url)
-        metadata.create_all(self.engine, checkfirst=True)
+        try:
+            require_current(self.engine, STORES["jobs"])
+        except MigrationError as exc:
+            self.engine.dispose()
+            raise JobError(f"bulk jobs: {exc}") from None
         self._sql = _hot_sql(self.engine.dialect.name)
         self._runs: dict[str, _Run] = {}
 

@@ -36,7 +36,14 @@ DISTRICT_PAGE = 1000
 
 
 class VsrService:
-    def __init__(self, settings: VsrSettings, data_dir: Path, transport: httpx.AsyncBaseTransport | None) -> None:
+    def __init__(
+        self,
+        settings: VsrSettings,
+        data_dir: Path,
+        transport: httpx.AsyncBaseTransport | None,
+        *,
+        jobs_url: str | None = None,
+    ) -> None:
         self.settings = settings
         try:
             token = settings.token_file.read_text(encoding="utf-8").strip()
@@ -72,7 +79,8 @@ class VsrService:
         )
         data_dir.mkdir(parents=True, exist_ok=True)
         self.jobs = BulkJobs(
-            settings.jobs_url or f"sqlite:///{data_dir / 'vsr-jobs.sqlite'}", max_items=settings.bulk_max_items
+            jobs_url or settings.jobs_url or f"sqlite:///{data_dir / 'vsr-jobs.sqlite'}",
+            max_items=settings.bulk_max_items,
         )
         self._tasks: dict[str, asyncio.Task[JobStatus]] = {}
         self._reports: dict[str, dict[str, Any]] = {}

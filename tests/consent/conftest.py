@@ -1,3 +1,5 @@
+"""Consent tests run on SQLite and on PostgreSQL: each test gets an empty, migrated database of either kind."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -9,6 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from consent import ConsentRecord, ConsentStore
+from gateway.database import make_engine
+from tests.postgres import BACKENDS, backend_url, migrated, postgres_fixture
 
 SECRET = b"consent-test-secret-0123456789ab"
 SUBJECT = "9012345601"
@@ -18,16 +22,24 @@ PURPOSE = "research-poverty-2026"
 NOW = datetime.now(UTC)
 
 
-@pytest.fixture
-def store() -> Iterator[ConsentStore]:
-    with ConsentStore(None, SECRET) as s:
-        yield s
+pg_database = postgres_fixture("consent")
+
+
+@pytest.fixture(params=BACKENDS)
+def consent_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty consent database, migrated as `kiungo db upgrade` does: an SQLite file or PostgreSQL."""
+    url = backend_url(request, tmp_path, "consent.sqlite")
+    migrated(url, "consent").dispose()
+    return url
 
 
 @pytest.fixture
-def file_store(tmp_path: Path) -> Iterator[ConsentStore]:
-    with ConsentStore(tmp_path / "consent.sqlite", SECRET) as s:
+def store(consent_url: str) -> Iterator[ConsentStore]:
+    """A store on an engine made as the node makes it (WAL pragmas on SQLite)."""
+    engine = make_engine(consent_url)
+    with ConsentStore(engine, SECRET) as s:
         yield s
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from consent import ConsentStore, verify_receipt
 from consent.cli import PASSPHRASE_ENV, SECRET_ENV, app
 from tests.consent.conftest import SECRET, SUBJECT
+from tests.postgres import migrated
 
 runner = CliRunner()
 GRANT = [
@@ -37,7 +38,10 @@ def secret(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    return tmp_path / "consent.sqlite"
+    """A consent store as `kiungo db upgrade --store consent` leaves it."""
+    path = tmp_path / "consent.sqlite"
+    migrated(f"sqlite:///{path}", "consent").dispose()
+    return path
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey, passphrase: bytes | None) -> Path:
@@ -121,7 +125,8 @@ def test_encrypted_key_needs_the_right_passphrase(db: Path, tmp_path: Path, monk
     result = runner.invoke(app, ["grant", "--db", str(db), *GRANT, "--key", str(key_file)])
     assert result.exit_code == 2
     assert "wrong passphrase" in result.output
-    assert not db.exists()  # the key is opened before the store: nothing was recorded
+    with ConsentStore(db, SECRET) as store:  # the key is opened before the store: nothing was recorded
+        assert store.list_by_subject(SUBJECT) == []
 
 
 @pytest.mark.parametrize(
@@ -167,3 +172,23 @@ def test_list_of_unknown_subject(db: Path) -> None:
     result = runner.invoke(app, ["list", "--db", str(db), "--subject", "nobody"])
     assert result.exit_code == 0
     assert "no consent records" in result.output
+
+
+def test_a_store_that_does_not_exist_says_how_to_create_it(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite"
+    result = runner.invoke(app, ["list", "--db", str(path), "--subject", SUBJECT])
+    assert result.exit_code == 2
+    url = f"sqlite:///{path}"
+    assert result.output == f"error: {url} has no consent tables: run `kiungo db upgrade --store consent --url {url}`\n"
+    assert not path.exists()
+
+
+def test_db_may_be_a_url(consent_url: str) -> None:
+    result = runner.invoke(app, ["grant", "--db", consent_url, *GRANT])
+    assert result.exit_code == 0, result.output
+    record_id = result.output.strip()
+    withdrawn = runner.invoke(app, ["withdraw", "--db", consent_url, record_id])
+    assert withdrawn.exit_code == 0, withdrawn.output
+    listed = runner.invoke(app, ["list", "--db", consent_url, "--subject", SUBJECT, "--json"])
+    [record] = json.loads(listed.output)
+    assert (record["record_id"], record["state"]) == (record_id, "withdrawn")

@@ -12,10 +12,10 @@ import pytest
 
 from gateway.app import create_app
 from gateway.server import ServerThread, base_url, bind
-from gateway.settings import from_mapping
 from sandbox import federation
 from sandbox.servers import SandboxServers
 from tests.gateway.federation_setup import Fed
+from tests.gateway.nodes import migrated
 from tests.sandbox import fixtures_country as known
 
 MAX_BODY = 64 * 1024
@@ -62,7 +62,7 @@ def gateway(sandbox: SandboxServers, tmp_path_factory: pytest.TempPathFactory) -
         "allow": [federation.PROGRAMME_MIS],
     }
     sock = bind("127.0.0.1", 0)
-    with ServerThread({"gateway": (create_app(from_mapping(config)), sock)}, name="test-gateway"):
+    with ServerThread({"gateway": (create_app(migrated(config)), sock)}, name="test-gateway"):
         yield Gateway(base_url(sock), tokens, sandbox)
 
 

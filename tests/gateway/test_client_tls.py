@@ -22,6 +22,7 @@ from gateway.server import ServerThread, base_url, bind
 from gateway.settings import from_mapping
 from sandbox import federation
 from sandbox.servers import SandboxServers
+from tests.gateway.nodes import migrated
 
 PASSPHRASE = b"test-only-passphrase"
 TAXPAYER = "/r1/ZZ/GOV/TAX/taxreg/taxpayers/v1/taxpayers/TIN90000001"
@@ -72,7 +73,7 @@ def node(sandbox: SandboxServers, tmp_path_factory: pytest.TempPathFactory) -> I
     config["clients"][federation.PROGRAMME_MIS] = {"name": "MIS", "tls_cert": str(client_cert)}
     config["clients"][federation.TAX_CLIENT]["tls_cert"] = str(other_cert)
     sock = bind("127.0.0.1", 0)
-    with ServerThread(listeners(from_mapping(config), client_sock=sock)):
+    with ServerThread(listeners(migrated(config), client_sock=sock)):
         yield {
             "url": base_url(sock, "https"),
             "verify": str(server_cert),

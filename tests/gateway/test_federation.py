@@ -32,17 +32,17 @@ from gateway.exchange import now_ms
 from gateway.requesthash import rest_request_hash
 from gateway.rest import xroad_headers
 from gateway.server import Listener, ServerThread, base_url, bind
-from gateway.settings import from_mapping
 from gateway.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, response_payload
 from sandbox import federation
 from sandbox.demo import soap_request
 from tests.gateway.federation_setup import CRA, MSP, PURPOSE, TAX, TAXPAYER, Fed
+from tests.gateway.nodes import migrated
 
 
 @contextmanager
 def extra_node(config: dict[str, Any]) -> Iterator[str]:
     """Another gateway process's worth of listeners (same member, other keys), for attacks from a node."""
-    with ServerThread(listeners(from_mapping(config)), name="extra-node") as running:
+    with ServerThread(listeners(migrated(config)), name="extra-node") as running:
         del running
         yield f"http://127.0.0.1:{config['server']['port']}"
 
@@ -282,7 +282,7 @@ def test_tampered_directory_is_never_used(fed: Fed, tmp_path: Path):
         config = copy.deepcopy(fed.plan.configs["msp"])
         config["data_dir"] = str(tmp_path / "data")
         with pytest.raises(ConfigError, match=r"federation\.directory: .*signature"):
-            listeners(from_mapping(config))
+            listeners(migrated(config))
     finally:
         fed.plan.directory_file.write_bytes(blob)
         fed.refresh_all()

@@ -19,7 +19,18 @@ from matching import (
     read_crosswalk,
     train,
 )
-from matching.link import PAIR_COLUMNS, _clusters
+from matching.link import PAIR_COLUMNS, _clusters, load_crosswalk
+from tests.postgres import BACKENDS, backend_url, migrated, postgres_fixture
+
+pg_database = postgres_fixture("crosswalk")
+
+
+@pytest.fixture(params=BACKENDS)
+def crosswalk_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty crosswalk database as `kiungo db upgrade --store crosswalk` leaves it."""
+    url = backend_url(request, tmp_path, "crosswalks.sqlite")
+    migrated(url, "crosswalk").dispose()
+    return url
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +103,15 @@ def test_crosswalk_round_trips_csv_and_parquet(crosswalk: Crosswalk, tmp_path: P
         back = read_crosswalk(written[0])
         assert len(back) == len(crosswalk.pairs)
         assert back["left_id"].tolist() == crosswalk.pairs["left_id"].tolist()
+
+
+def test_crosswalk_round_trips_a_database(crosswalk: Crosswalk, crosswalk_db: str, country: Path) -> None:
+    run = crosswalk.write(crosswalk_db, model="model.json")
+    back = load_crosswalk(crosswalk_db, run)
+    pd.testing.assert_frame_equal(back.pairs, crosswalk.pairs)
+    pd.testing.assert_frame_equal(back.clusters, crosswalk.clusters)
+    scores, _ = evaluate_crosswalk(read_crosswalk(crosswalk_db), country / "truth.sqlite", (0.5,))
+    assert scores[0].f1 > 0.93
 
 
 def test_linkage_f1_against_truth(crosswalk: Crosswalk, country: Path) -> None:

@@ -20,10 +20,10 @@ import pytest
 
 from gateway.app import listeners
 from gateway.server import ServerThread, base_url, bind
-from gateway.settings import from_mapping
 from sandbox import federation
 from sandbox.federation import FederationPlan
 from sandbox.servers import SandboxServers
+from tests.gateway.nodes import migrated
 from tests.sandbox import fixtures_country as known
 
 MSP, CRA = "ZZ/GOV/MSP", "ZZ/GOV/CRA"
@@ -70,7 +70,7 @@ class CraGateway:
     def start(self) -> None:
         client_sock, peer_sock = bind("127.0.0.1", self.client_port), bind("127.0.0.1", self.peer_port)
         self.client_port, self.peer_port = client_sock.getsockname()[1], peer_sock.getsockname()[1]
-        nodes = listeners(from_mapping(self.config), client_sock=client_sock, peer_sock=peer_sock)
+        nodes = listeners(migrated(self.config), client_sock=client_sock, peer_sock=peer_sock)
         self.thread = ServerThread({"gateway": nodes["gateway"], "peers": nodes["peers"]}, name="cra-events")
         self.thread.start()
         self.url = base_url(client_sock)

@@ -14,6 +14,7 @@ from gateway.events.dci import Criteria
 from gateway.events.delivery import backoff
 from gateway.settings import from_mapping
 from tests.gateway.events.conftest import NOTIFICATIONS
+from tests.schemas import migrate
 
 MIS = "ZZ/GOV/MSP/programme-mis"
 DEATHS = Criteria("death", (), NOTIFICATIONS, "")
@@ -38,7 +39,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def store(tmp_path: Path, clock: Clock) -> Any:
-    s = EventStore(f"sqlite:///{tmp_path / 'events.sqlite'}", now=clock)
+    s = EventStore(migrate(f"sqlite:///{tmp_path / 'events.sqlite'}", "events"), now=clock)
     yield s
     s.close()
 
@@ -119,13 +120,13 @@ def test_a_delivered_or_cancelled_event_keeps_no_personal_data(store: EventStore
 
 def test_everything_survives_a_reopening(tmp_path: Path, clock: Clock) -> None:
     url = f"sqlite:///{tmp_path / 'events.sqlite'}"
-    first = EventStore(url, now=clock)
+    first = EventStore(migrate(url, "events"), now=clock)
     sub, _ = first.subscribe(MIS, DEATHS)
     first.record([death("CRA1")])
     first.advance("death", dt.date(2026, 11, 28))
     first.close()
     clock.advance(86400 * 3)
-    second = EventStore(url, now=clock)
+    second = EventStore(migrate(url, "events"), now=clock)
     try:
         assert second.created_on == dt.date(2026, 11, 28)
         assert second.cursor("death") == dt.date(2026, 11, 28)

@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from gateway.exchangelog import ExchangeLog, LogRecord, create_tsa_app
 from gateway.exchangelog.tsa import make_tsa_certificate
 from gateway.server import ServerThread, base_url, bind
+from tests.schemas import migrate
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 NODE = "ZZ/GOV/CRA"
@@ -90,7 +91,7 @@ def log_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def log(log_path: Path, signer: tuple[ec.EllipticCurvePrivateKey, str]) -> Iterator[ExchangeLog]:
     key, cert = signer
-    opened = ExchangeLog.open(f"sqlite:///{log_path}", node=NODE, signer=key, signer_cert_pem=cert)
+    opened = ExchangeLog.open(migrate(f"sqlite:///{log_path}", "log"), node=NODE, signer=key, signer_cert_pem=cert)
     yield opened
     opened.close()
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from gateway.exchangelog import ExchangeLog, subject_hash
 from gateway.exchangelog.cli import app
 from tests.gateway.exchangelog.conftest import NODE, make_record
+from tests.schemas import migrate
 
 runner = CliRunner()
 
@@ -27,7 +28,7 @@ def test_audit_commands(tmp_path: Path, signer: tuple[ec.EllipticCurvePrivateKey
     cert_file.write_text(cert)
     person = subject_hash(b"s3cret", "ZZ-PERSON-1")
     url = f"sqlite:///{tmp_path / 'log.sqlite'}"
-    with ExchangeLog.open(url, node=NODE) as log:
+    with ExchangeLog.open(migrate(url, "log"), node=NODE) as log:
         for i in range(12):
             log.append(
                 make_record(

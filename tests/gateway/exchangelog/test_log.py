@@ -15,6 +15,7 @@ from gateway.exchangelog.record import LogRecord
 from gateway.exchangelog.treehead import sign_payload
 from tests.gateway.exchangelog.conftest import NODE, make_record
 from tests.gateway.exchangelog.test_merkle import ref_mth, ref_path, ref_subproof
+from tests.schemas import migrate
 
 
 def fill(log: ExchangeLog, n: int, start: int = 0) -> list[bytes]:
@@ -44,10 +45,12 @@ def test_reopened_log_continues_the_tree(log_path: Path, signer: tuple[ec.Ellipt
     key, cert = signer
     data: list[bytes] = []
     for _ in range(3):  # each process-like reopen reloads the frontier from stored nodes
-        with ExchangeLog.open(f"sqlite:///{log_path}", node=NODE, signer=key, signer_cert_pem=cert) as log:
+        with ExchangeLog.open(
+            migrate(f"sqlite:///{log_path}", "log"), node=NODE, signer=key, signer_cert_pem=cert
+        ) as log:
             data += fill(log, 11, start=len(data))
             log.sign_tree_head()
-    with ExchangeLog.open(f"sqlite:///{log_path}", node=NODE, signer_cert_pem=cert) as log:
+    with ExchangeLog.open(migrate(f"sqlite:///{log_path}", "log"), node=NODE, signer_cert_pem=cert) as log:
         assert log.tree_head().root == ref_mth(data).hex()
         assert log.verify().ok
         assert len(log.signed_tree_heads()) == 3
@@ -207,7 +210,7 @@ def test_edited_interior_hash_is_altered(signed_log: tuple[ExchangeLog, Path]) -
 
 def test_logging_failed_on_read_only_file(log_path: Path, signer: tuple[ec.EllipticCurvePrivateKey, str]) -> None:
     key, cert = signer
-    with ExchangeLog.open(f"sqlite:///{log_path}", node=NODE, signer=key, signer_cert_pem=cert) as log:
+    with ExchangeLog.open(migrate(f"sqlite:///{log_path}", "log"), node=NODE, signer=key, signer_cert_pem=cert) as log:
         fill(log, 3)
     for p in log_path.parent.glob("log.sqlite*"):
         os.chmod(p, stat.S_IRUSR)
@@ -215,7 +218,7 @@ def test_logging_failed_on_read_only_file(log_path: Path, signer: tuple[ec.Ellip
     try:
         # root ignores file modes: then SQLite itself opens the file read-only
         url = f"sqlite:///file:{log_path}?mode=ro&uri=true" if os.access(log_path, os.W_OK) else f"sqlite:///{log_path}"
-        log = ExchangeLog.open(url, node=NODE)
+        log = ExchangeLog.open(migrate(url, "log"), node=NODE)
         secret = make_record(3, subject_hash="f" * 64, user_id="officer-secret-name")
         with pytest.raises(LoggingFailed) as caught:
             log.append(secret)
@@ -243,13 +246,13 @@ def test_logging_failed_on_closed_connection(log: ExchangeLog) -> None:
 
 def test_bodies_are_kept_encrypted_outside_the_leaf(log_path: Path) -> None:
     key = os.urandom(32)
-    with ExchangeLog.open(f"sqlite:///{log_path}", node=NODE, keep_bodies_key=key) as log:
+    with ExchangeLog.open(migrate(f"sqlite:///{log_path}", "log"), node=NODE, keep_bodies_key=key) as log:
         index = log.append(make_record(0), request_body=b'{"nid":"SECRET-ID-1"}', response_body=b"resp")
         assert log.body(index, "request") == b'{"nid":"SECRET-ID-1"}'
         assert log.body(index, "response") == b"resp"
     raw = log_path.read_bytes() + b"".join(p.read_bytes() for p in log_path.parent.glob("log.sqlite-wal"))
     assert b"SECRET-ID-1" not in raw
-    with ExchangeLog.open(f"sqlite:///{log_path}", node=NODE) as log, pytest.raises(LogError):
+    with ExchangeLog.open(migrate(f"sqlite:///{log_path}", "log"), node=NODE) as log, pytest.raises(LogError):
         log.body(0, "request")
 
 

@@ -11,12 +11,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway.exchangelog import ExchangeLog, LoggingFailed
 from tests.gateway.exchangelog.conftest import NODE, make_record
 from tests.gateway.exchangelog.test_merkle import ref_mth
+from tests.schemas import migrate
 
 
 def test_postgres_append_verify_search(pg_url: str, signer: tuple[ec.EllipticCurvePrivateKey, str]) -> None:
     key, cert = signer
-    a = ExchangeLog.open(pg_url, node=NODE, signer=key, signer_cert_pem=cert)
-    b = ExchangeLog.open(pg_url, node=NODE, signer=key, signer_cert_pem=cert)
+    a = ExchangeLog.open(migrate(pg_url, "log"), node=NODE, signer=key, signer_cert_pem=cert)
+    b = ExchangeLog.open(migrate(pg_url, "log"), node=NODE, signer=key, signer_cert_pem=cert)
     try:
         with ThreadPoolExecutor(4) as pool:
             indices = list(pool.map(lambda i: (a if i % 2 else b).append(make_record(i)), range(60)))
@@ -40,7 +41,7 @@ def test_postgres_append_verify_search(pg_url: str, signer: tuple[ec.EllipticCur
 
 
 def test_postgres_unreachable_is_logging_failed(pg_url: str) -> None:
-    log = ExchangeLog.open(pg_url, node=NODE)
+    log = ExchangeLog.open(migrate(pg_url, "log"), node=NODE)
     log.append(make_record(0))
     log.engine.dispose()
     log.engine = type(log.engine).__new__(type(log.engine))  # a broken engine: no pool at all

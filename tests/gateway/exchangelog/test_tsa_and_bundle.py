@@ -17,6 +17,7 @@ from gateway.exchangelog import ExchangeLog, verify_bundle
 from gateway.exchangelog.treehead import verify_sth
 from gateway.exchangelog.tsa import TimestampError, request_token, verify_token
 from tests.gateway.exchangelog.conftest import NODE, T0, make_record
+from tests.schemas import migrate
 
 
 def test_token_from_loopback_tsa_verifies_and_rfc3161_client_agrees(tsa: tuple[str, str]) -> None:
@@ -43,7 +44,9 @@ def test_signed_tree_head_with_token(
 ) -> None:
     key, cert = signer
     url, _ = tsa
-    with ExchangeLog.open(f"sqlite:///{log_path}", node=NODE, signer=key, signer_cert_pem=cert, tsa_url=url) as log:
+    with ExchangeLog.open(
+        migrate(f"sqlite:///{log_path}", "log"), node=NODE, signer=key, signer_cert_pem=cert, tsa_url=url
+    ) as log:
         for i in range(5):
             log.append(make_record(i))
         sth = log.sign_tree_head()
@@ -62,7 +65,9 @@ def test_tsa_down_keeps_the_head_and_reports(log_path: Path, signer: tuple[ec.El
     sock = bind("127.0.0.1", 0)
     dead = base_url(sock) + "/"
     sock.close()  # nobody listens there now
-    with ExchangeLog.open(f"sqlite:///{log_path}", node=NODE, signer=key, signer_cert_pem=cert, tsa_url=dead) as log:
+    with ExchangeLog.open(
+        migrate(f"sqlite:///{log_path}", "log"), node=NODE, signer=key, signer_cert_pem=cert, tsa_url=dead
+    ) as log:
         log.append(make_record(0))
         sth = log.sign_tree_head()
         assert sth.tsa_token is None
@@ -78,7 +83,9 @@ def exported(tmp_path: Path, signer: tuple[ec.EllipticCurvePrivateKey, str], tsa
     url, _ = tsa
     db = tmp_path / "db" / "log.sqlite"
     db.parent.mkdir()
-    with ExchangeLog.open(f"sqlite:///{db}", node=NODE, signer=key, signer_cert_pem=cert, tsa_url=url) as log:
+    with ExchangeLog.open(
+        migrate(f"sqlite:///{db}", "log"), node=NODE, signer=key, signer_cert_pem=cert, tsa_url=url
+    ) as log:
         for i in range(25):
             log.append(make_record(i))
         log.sign_tree_head()

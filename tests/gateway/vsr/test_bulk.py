@@ -14,6 +14,7 @@ import pytest
 from gateway.vsr.bulk import BulkJobs, JobStatus
 from gateway.vsr.errors import JobError
 from tests.gateway.exchangelog import conftest as exchangelog_fixtures
+from tests.schemas import migrate
 
 pytestmark = pytest.mark.anyio
 
@@ -76,7 +77,7 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def jobs(db_url: str) -> Iterator[BulkJobs]:
-    store = BulkJobs(db_url)
+    store = BulkJobs(migrate(db_url, "jobs"))
     yield store
     store.close()
 
@@ -107,7 +108,7 @@ async def test_run_bounded_concurrency_every_item_once(jobs: BulkJobs) -> None:
 
 
 async def test_run_on_postgresql(pg_url: str) -> None:
-    store = BulkJobs(pg_url)
+    store = BulkJobs(migrate(pg_url, "jobs"))
     try:
         await check_basic_run(store)
         await check_resume(store, pg_url)
@@ -177,7 +178,7 @@ async def check_resume(jobs: BulkJobs, url: str) -> None:
     assert len(completed) == first
     jobs.close()
 
-    reopened = BulkJobs(url)
+    reopened = BulkJobs(migrate(url, "jobs"))
     try:
         assert created.job_id in reopened.unfinished()
         probe = Probe(delay=0)
@@ -273,7 +274,7 @@ async def test_errors(jobs: BulkJobs, db_url: str) -> None:
         jobs.create("eligibility", {}, [{"n": 0}, [1], {"n": 2}])  # type: ignore[list-item]
     with pytest.raises(JobError, match=r"^bulk job item 0 is not valid JSON$"):
         jobs.create("eligibility", {}, [{"n": float("nan")}])
-    small = BulkJobs(db_url, max_items=3)
+    small = BulkJobs(migrate(db_url, "jobs"), max_items=3)
     try:
         with pytest.raises(JobError, match=r"^bulk job has 4 items, more than the maximum of 3$"):
             small.create("eligibility", {}, people(4))

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import tomli_w
 
 from gateway.app import listeners
 from gateway.server import ServerThread
-from gateway.settings import from_mapping
 from sandbox import federation
+from tests.gateway.nodes import migrated
 from tests.gateway.vsr.conftest import OLD_AGE, Vsr
 
 
@@ -122,7 +127,7 @@ def ministry(vsr: Vsr, tmp_path: Path) -> dict[str, Any]:
 
 
 def _start(config: dict[str, Any]) -> tuple[ServerThread, str]:
-    nodes = listeners(from_mapping(config))
+    nodes = listeners(migrated(config))
     thread = ServerThread({"gateway": nodes["gateway"], "peers": nodes["peers"]}, name="ministry-2")
     thread.start()
     sock = nodes["gateway"].sock
@@ -179,3 +184,68 @@ def test_results_in_bounded_pages(vsr: Vsr) -> None:
     beyond = vsr.get("bulk", f"/{job['job_id']}/results", after=99, limit=5)
     assert beyond.status_code == 400
     assert beyond.json()["title"] == f"invalid cursor 99 for bulk job '{job['job_id']}' (0 to 12)"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_a_bulk_job_resumes_after_the_gateway_is_killed(vsr: Vsr, ministry: dict[str, Any], tmp_path: Path) -> None:
+    """SIGKILL, not a graceful stop: whatever was committed stays, the rest is decided after the restart."""
+    ministry["vsr"]["batch_size"] = 0  # one person per exchange, so the job takes a few seconds
+    ministry["server"]["port"] = _free_port()
+    ministry["federation"]["port"] = _free_port()
+    config = tmp_path / "msp2.toml"
+    config.write_text(tomli_w.dumps(ministry))
+    kiungo = str(Path(sys.executable).with_name("kiungo"))
+    subprocess.run([kiungo, "db", "upgrade", "-c", str(config)], check=True, capture_output=True)
+    base = f"http://127.0.0.1:{ministry['server']['port']}"
+    headers = vsr.headers(OLD_AGE)
+
+    def serve() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [kiungo, "gateway", "serve", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        proc.kill()
+        raise AssertionError("the ministry's gateway did not start")
+
+    def status(job_id: str) -> dict[str, Any]:
+        return httpx.get(f"{base}/r1/{federation.VSR}/bulk/{job_id}", headers=headers, timeout=10).json()  # type: ignore[no-any-return]
+
+    people = [{"national_id": nid} for nid in _ids(vsr, 30)]
+    vsr.fault("ssf", "delay", seconds=0.2)
+    proc = serve()
+    try:
+        created = httpx.post(
+            f"{base}/r1/{federation.VSR}/bulk",
+            json={"programme": "old-age-grant", "people": people},
+            headers=headers,
+            timeout=30,
+        )
+        assert created.status_code == 202, created.text
+        job_id = created.json()["job_id"]
+        killed_at = _wait(status, job_id, until=lambda s: s["done"] >= 5)["done"]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        vsr.fault("ssf", "none")
+        proc = serve()
+        final = _wait(status, job_id, until=lambda s: s["state"] == "done")
+        results = _results(vsr, base, job_id)[:-1]
+    finally:
+        vsr.fault("ssf", "none")
+        proc.terminate()
+        proc.wait(20)
+    assert killed_at < 30
+    assert final["done"] == 30
+    assert sorted(r["index"] for r in results) == list(range(30)), "every person decided exactly once"
+    assert [r["seq"] for r in results] == list(range(1, 31))
