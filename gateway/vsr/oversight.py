@@ -205,9 +205,18 @@ def chart(document: Mapping[str, Any]) -> bytes:
                 ax.text(x, 0, "s", ha="center", va="bottom", fontsize=7, color="grey")
     ax.set_xticks([j + width for j in range(len(rows))], districts, rotation=90, fontsize=7)
     ax.set_ylabel("residents")
+    ax.set_ylim(bottom=0)  # counts: an axis below zero (what an empty plot gets) would only confuse
+    drawn = [r.get(c) for r in rows for c in series.values() if r.get(c)]
+    if not drawn:
+        ax.set_ylim(0, 1)
+        ax.set_yticks([])
+        ax.text(
+            0.5, 0.5, "nothing to draw: every count here is zero or suppressed",
+            transform=ax.transAxes, ha="center", va="center", fontsize=9, color="grey",
+        )  # fmt: skip
     ax.set_title(
-        f"{document['programme']}: estimated errors by district, as of {document['as_of']} "
-        f"(rules {document['rules_version']}; s = suppressed, under {document['threshold']})",
+        f"{document['programme']}: estimated errors by district, as of {document['as_of']}\n"
+        f"rules {document['rules_version']}; s = suppressed (counts under {document['threshold']})",
         fontsize=8,
     )
     ax.legend(fontsize=7)
