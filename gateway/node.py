@@ -126,7 +126,9 @@ class Node:
         self.connectors[system] = RestConnector(
             system,
             RestSettings(base_url=f"http://{system}.local", timeout=self.settings.server.provider_timeout, retries=0),
-            transport=httpx.ASGITransport(app=app),
+            # a hosted service's own failure comes back as its 500 answer, like any system's, not as an
+            # exception inside the gateway's exchange
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
         )
 
     def _open_log(self, settings: NodeSettings) -> ExchangeLog:
