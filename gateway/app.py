@@ -528,6 +528,11 @@ def _health(node: Node) -> dict[str, Any]:
     out["shared_state"] = node.state.health()
     if out["shared_state"] == "unreachable":
         out["status"] = "degraded"
+    # the log's own view, from its last write: no probe here, a health check must not add writes or waits
+    failing = not node.log.available() or node.log.last_failure is not None
+    out["log"] = {"status": "failing" if failing else "ok", "last_tsa_error": node.log.last_tsa_error}
+    if failing:
+        out["status"] = "degraded"
     if node.federation is not None:
         out["member"] = node.federation.member
         out["directory"] = node.federation.directory.status()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 
 
 def engine_url(url: str) -> str:
@@ -18,8 +18,20 @@ def engine_url(url: str) -> str:
     return url
 
 
+#: Seconds to reach a PostgreSQL server: a host that drops packets fails in seconds, not in minutes.
+CONNECT_TIMEOUT = 3
+
+
+def bounded_url(url: str) -> str:
+    """A PostgreSQL URL with a connect timeout, unless it names one."""
+    parsed = make_url(engine_url(url))
+    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
+        return url
+    return parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT)}).render_as_string(hide_password=False)
+
+
 def make_engine(url: str) -> Engine:
-    real = engine_url(url)
+    real = engine_url(bounded_url(url))
     if not real.startswith("sqlite"):
         return create_engine(real, pool_pre_ping=True)
     engine = create_engine(real, connect_args={"check_same_thread": False, "timeout": 30})

@@ -99,6 +99,7 @@ class Exchange:
     subject_hash: str | None = None  # keyed hash of the data subject's id; the id itself is never kept
     subject_hashes: list[str] | None = None  # all of them, when the exchange concerns several (a batch)
     cache_seconds: int = 0  # the agreement lets this gateway reuse the system's answer for this long
+    cache_entry: tuple[tuple[str, ...], ServiceRequest, ServiceResponse] | None = None  # to keep, if all goes well
     lawful_basis: str | None = None  # the agreement's (authoritative), else what the client declared
     request_digest: str | None = None
     response_digest: str | None = None
@@ -199,6 +200,10 @@ def check_purpose(value: str | None, name: str) -> str:
     return value
 
 
+#: Answers of an agency system that count against its circuit: it, or what stands before it, is unavailable.
+UNAVAILABLE = frozenset({502, 503, 504})
+
+
 class Pipeline:
     """The checks and the provider call shared by every protocol."""
 
@@ -248,6 +253,9 @@ class Pipeline:
             raise
         finally:
             self._circuit_verdict(ex, error)
+            if error is None and ex.cache_entry is not None and self.cache is not None:
+                key, request, response = ex.cache_entry
+                self.cache.put(key, request, response, ex.cache_seconds)
             self.metrics.in_flight.dec()
             label = str(ex.service) if ex.resolved and ex.service else "unknown"
             outcome = error.code if error else (ex.remote_fault or "ok")
@@ -360,15 +368,20 @@ class Pipeline:
         ex.response_in_ts = now_ms()
         ex.status_code = response.status
         ex.response_size = len(response.content)
-        if cache_key is not None and self.cache is not None:
-            self.cache.put(cache_key, request, response, ex.cache_seconds)
+        if cache_key is not None:
+            ex.cache_entry = (cache_key, request, response)  # kept only if the exchange ends well (`recorded`)
         return response
 
     async def _call_through_breaker(
         self, ex: Exchange, connector: Connector, request: ServiceRequest, name: str
     ) -> ServiceResponse:
-        """Count what says the system is down (no answer, a timeout, garbage, a 5xx) against its circuit; an
-        answer's success is counted when the exchange ends (`_circuit_verdict`), once the answer proved usable."""
+        """Count what says the system is down (no answer, a timeout, garbage, 502/503/504) against its circuit; an
+        answer's success is counted when the exchange ends (`_circuit_verdict`), once the answer proved usable.
+
+        Not a 500: a SOAP Fault for a malformed identifier is a 500 too, and a client must not be able to shut a
+        system off for everyone by sending bad input a few times. A system that fails fast needs no breaker
+        anyway: breakers exist so that nobody waits on what cannot answer.
+        """
         if self.breakers is None:
             return await connector.call(request)
         try:
@@ -376,7 +389,7 @@ class Pipeline:
         except (UnreachableError, ConnectorTimeout, MalformedResponseError):
             self.breakers.failed(name)
             raise
-        if response.status >= 500:
+        if response.status in UNAVAILABLE:
             self.breakers.failed(name)
         else:
             ex.circuit = name

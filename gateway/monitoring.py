@@ -38,11 +38,13 @@ from sqlalchemy import (
 from sqlalchemy.pool import StaticPool
 
 from gateway.database import make_engine
-from gateway.exchangelog.log import WriteGuard, bounded_url
+from gateway.exchangelog.log import WriteGuard
 from gateway.migrations.runner import require_current, upgrade
 from gateway.migrations.stores import STORES
 
 _log = logging.getLogger("kiungo.monitoring")
+#: Seconds a monitoring record may take to write: it is one small insert, and best effort.
+MONITOR_WRITE_TIMEOUT = 1.0
 
 
 @dataclass(slots=True)
@@ -120,7 +122,7 @@ class OperationalMonitor:
             self.engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
             upgrade(self.engine, store)
         elif isinstance(db, str):
-            self.engine = make_engine(bounded_url(db))
+            self.engine = make_engine(db)
             try:
                 require_current(
                     self.engine, store, fix=f"kiungo db upgrade --store monitoring --url {_where(self.engine)}"
@@ -136,7 +138,7 @@ class OperationalMonitor:
         self._insert = insert_sql(self._dialect)
         self._lock = threading.Lock()
         self._conn: Any = None  # the writer's DBAPI connection, kept between records
-        self._guard = WriteGuard()
+        self._guard = WriteGuard(MONITOR_WRITE_TIMEOUT)
         self.dropped = 0  # records that could not be written
 
     def add(self, record: OperationalRecord) -> None:
@@ -148,6 +150,7 @@ class OperationalMonitor:
                 self._dropped("the database is unreachable")
                 return
             for attempt in (1, 2):
+                self._guard.begin()
                 try:
                     self._write(values)
                     self._guard.reachable()

@@ -32,6 +32,9 @@ from gateway.sharedstate import open_state
 from gateway.subjects import node_secret
 from gateway.vsr import VsrError, VsrService, create_vsr_app
 
+#: Seconds the last signed tree head may take at shutdown before the node stops without it.
+SHUTDOWN_SIGNING_SECONDS = 10
+
 
 class Loopback:
     """The node's own app, as an ASGI app that exists before it does (set once the app is made)."""
@@ -177,6 +180,10 @@ class Node:
             raise ConfigError(f"consent.receipt_key: {exc}") from None
         return store, ReceiptSigner(key, controller), controller
 
+    def _last_head(self) -> None:
+        if self.log.size() > 0:
+            self.log.sign_tree_head()
+
     def mark_subjects(self, ex: Exchange, subjects: list[str]) -> None:
         """Whose data the exchange concerns, as keyed hashes: the first, and all of them for a batch."""
         hashes = [self.subject_hash(s) for s in subjects]
@@ -206,12 +213,13 @@ class Node:
             self._signing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._signing
-        if self.log.signer is not None and self.log.size() > 0:
+        if self.log.signer is not None:
             # a last head covering everything this process logged; signed only, since at shutdown the
-            # time-stamp authority may be going away too (the next scheduled head is stamped again)
+            # time-stamp authority may be going away too (the next scheduled head is stamped again);
+            # bounded, so that a database that stopped answering cannot hold the shutdown
             self.log.tsa_url = None
-            with contextlib.suppress(LogError):
-                self.log.sign_tree_head()
+            with contextlib.suppress(LogError, TimeoutError):
+                await asyncio.wait_for(asyncio.to_thread(self._last_head), SHUTDOWN_SIGNING_SECONDS)
         self.log.close()
         if self.federation is not None:
             await self.federation.aclose()

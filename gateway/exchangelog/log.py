@@ -15,14 +15,14 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+import psycopg
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Engine, or_, select, tuple_
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.database import engine_url, make_engine
+from gateway.database import make_engine
 from gateway.exchangelog import store
 from gateway.exchangelog.errors import LogError, LoggingFailed
 from gateway.exchangelog.merkle import (
@@ -44,14 +44,13 @@ from gateway.migrations.stores import STORES
 
 _log = logging.getLogger("kiungo.exchangelog")
 DAY_MS = 86_400_000
-#: Seconds to open a connection to a PostgreSQL log (libpq's connect_timeout; the URL may set its own).
-CONNECT_TIMEOUT = 3
 #: Seconds one append may take before its connection is broken and the exchange refused: appends run on the
 #: gateway's event loop, so a database that stops answering must not hold it (or the exchange) any longer.
 WRITE_TIMEOUT = 5.0
-#: After the database could not be reached (or a write timed out), appends fail at once for this long, doubling
-#: up to RETRY_MAX while it stays unreachable, instead of each waiting for its own timeout.
-RETRY_MIN, RETRY_MAX = 0.5, 4.0
+#: After the database could not be reached (or a write timed out), appends fail at once for a while instead of
+#: each waiting for its own timeout: RETRY_MIN at first, or as long as the failed try took, doubling while the
+#: database stays unreachable, up to RETRY_MAX.
+RETRY_MIN, RETRY_MAX = 0.5, 10.0
 
 
 def now_ms() -> int:
@@ -90,17 +89,14 @@ class BodyCipher:
         return plain[len(prefix) :]
 
 
-def bounded_url(url: str) -> str:
-    """A PostgreSQL URL with a connect timeout, unless it has one: a host that drops packets fails in seconds."""
-    parsed = make_url(engine_url(url))
-    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
-        return url
-    return parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT)}).render_as_string(hide_password=False)
+# How psycopg says the server is gone (restarted, or the connection was cut) when a statement is sent.
+_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def _socket_of(raw: Any) -> int | None:
     """The file descriptor of a PostgreSQL connection's socket (psycopg 3), None for SQLite."""
-    pgconn = getattr(getattr(raw, "driver_connection", None), "pgconn", None)
+    driver = getattr(raw, "driver_connection", None) or getattr(raw, "dbapi_connection", None)  # detached: the latter
+    pgconn = getattr(driver, "pgconn", None)
     if pgconn is None:
         return None
     try:
@@ -116,7 +112,8 @@ class WriteGuard:
     A watchdog thread breaks the socket of a write that outlives `write_timeout`, so the driver's blocked call
     returns an error (libpq has no read timeout of its own); it looks a few times a second, so a guarded write
     costs two assignments, not a timer. After the database could not be reached, or a write was broken, writes
-    are refused at once for a back-off (RETRY_MIN, doubling up to RETRY_MAX) instead of each waiting again.
+    are refused at once for a back-off instead of each waiting again: at least as long as the failed try took
+    (so a dead database holds the event loop half the time at most), doubling, from RETRY_MIN to RETRY_MAX.
     The exchange log and operational monitoring each keep one.
     """
 
@@ -126,6 +123,7 @@ class WriteGuard:
         self._write: tuple[int, float] | None = None  # (socket fd, deadline) of the write in progress
         self._retry_at = 0.0
         self._backoff = 0.0
+        self._began = 0.0  # when the current try began
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -133,10 +131,16 @@ class WriteGuard:
         """Seconds until a write may be tried again (0: now)."""
         return max(0.0, self._retry_at - time.monotonic())
 
+    def begin(self) -> None:
+        """A try (connect, write) begins: what `unreachable` measures."""
+        self.fired = False
+        self._began = time.monotonic()
+
     def unreachable(self) -> None:
         """The database could not be reached (or a write was broken): refuse writes for the next back-off."""
-        self._backoff = min(max(self._backoff * 2, RETRY_MIN), RETRY_MAX)
-        self._retry_at = time.monotonic() + self._backoff
+        now = time.monotonic()
+        self._backoff = min(max(self._backoff * 2, RETRY_MIN, now - self._began), RETRY_MAX)
+        self._retry_at = now + self._backoff
 
     def reachable(self) -> None:
         self._retry_at = self._backoff = 0.0
@@ -144,7 +148,6 @@ class WriteGuard:
     @contextlib.contextmanager
     def guard(self, raw: Any) -> Iterator[None]:
         """The block's writes on `raw` (a pooled DBAPI connection) may take `write_timeout`, no longer."""
-        self.fired = False
         fd = _socket_of(raw)
         if fd is None:  # SQLite: a file, bounded by its busy timeout
             yield
@@ -223,7 +226,7 @@ class ExchangeLog:
         keep_bodies_key: bytes | None = None,
     ) -> ExchangeLog:
         try:
-            engine = make_engine(bounded_url(url))
+            engine = make_engine(url)
             try:
                 require_current(engine, STORES["log"])
             except MigrationError as exc:
@@ -262,8 +265,8 @@ class ExchangeLog:
     ) -> int:
         """Durable before it returns (one commit); any failure is LoggingFailed and the exchange must stop.
 
-        A connection that died while idle (the database restarted) is replaced and the append tried once more,
-        but only when nothing was committed on it. A database that cannot be reached, or a write that outlives
+        A PostgreSQL connection that died while idle (the server restarted) is replaced and the append tried once
+        more, but only when nothing was committed on it. A database that cannot be reached, or a write that outlives
         WRITE_TIMEOUT, makes the next appends fail at once for a short while (see `available`).
         """
         content = record.canonical()
@@ -276,7 +279,7 @@ class ExchangeLog:
             for attempt in (1, 2):
                 fresh = self._conn is None
                 committing = False
-                self._guard.fired = False
+                self._guard.begin()
                 try:
                     if self._conn is None:
                         try:
@@ -325,8 +328,8 @@ class ExchangeLog:
                     self._drop_connection()
                     if self._guard.fired:
                         self._guard.unreachable()
-                    elif attempt == 1 and not fresh and not committing:
-                        continue  # a pooled connection the database dropped while idle: once more, on a new one
+                    elif attempt == 1 and not fresh and not committing and isinstance(exc, _LOST):
+                        continue  # a connection the database server dropped while idle: once more, on a new one
                     failure = _failure(exc)
                     self.last_failure = str(failure)
                     raise failure from None
