@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import string
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -34,8 +34,9 @@ from connectors.limits import ResponseTooLarge, read_limited
 from connectors.redaction import Redactor
 from connectors.retries import IDEMPOTENT_METHODS, RETRY_STATUSES, backoff
 from connectors.settings import RestSettings, parse
-from connectors.transport import HttpClient
+from connectors.transport import HttpClient, joined
 
+# the content was decoded while it came in: its length and coding are no longer the wire's
 _DECODED = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FORMATTER = string.Formatter()
@@ -53,6 +54,10 @@ class _Outgoing:
     params: dict[str, str]  # more query parameters, encoded as httpx encodes them
     headers: dict[str, str]
     content: bytes | None
+
+
+class _LostBeforeAnswer(Exception):
+    """The connection broke after the request went out and before any byte of the answer came back."""
 
 
 class RestConnector(AsyncCloseContext):
@@ -118,6 +123,11 @@ class RestConnector(AsyncCloseContext):
                     system=self.name,
                     operation=request.operation,
                 ) from None
+            except _LostBeforeAnswer as exc:  # reset or broken before any byte of an answer: not there
+                # not retried: the system may have received (and acted on) the request before the reset
+                raise UnreachableError(
+                    f"connection lost before an answer ({exc})", system=self.name, operation=request.operation
+                ) from None
             except httpx.TransportError as exc:  # connection reset, protocol violation mid-answer
                 raise MalformedResponseError(
                     f"broken answer ({type(exc).__name__})", system=self.name, operation=request.operation
@@ -158,10 +168,14 @@ class RestConnector(AsyncCloseContext):
                 url = self.settings.base_url + out.path
                 if out.params:  # httpx's encoding of the query, as before
                     url = str(httpx.URL(url).copy_merge_params(out.params))
-                answer = await self._http.send(
-                    out.method, url, headers=out.headers, content=out.content, timeout=timeout, max_bytes=limit
-                )
-                return answer.status, _flat(answer.headers.items()), answer.content
+                try:
+                    head = await self._http.open(
+                        out.method, url, headers=out.headers, content=out.content, timeout=timeout
+                    )
+                except (httpx.ReadError, httpx.WriteError) as exc:
+                    raise _LostBeforeAnswer(type(exc).__name__) from None
+                content = await head.read(limit)
+                return head.status, joined(head.headers.items(), without=_DECODED), content
             assert self._client is not None
             built = self._client.build_request(
                 out.method, out.path, params=out.params or None, content=out.content, headers=out.headers
@@ -173,7 +187,7 @@ class RestConnector(AsyncCloseContext):
                 content = await read_limited(response, limit)
             finally:
                 await response.aclose()
-            return response.status_code, _flat(response.headers.multi_items()), content
+            return response.status_code, joined(response.headers.multi_items(), without=_DECODED), content
         except ResponseTooLarge:
             raise MalformedResponseError(f"answer larger than {limit} bytes", system=self.name) from None
 
@@ -221,20 +235,6 @@ class RestConnector(AsyncCloseContext):
             media_type=media_type,
             elapsed=elapsed,
         )
-
-
-def _flat(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Headers as one lowercase name each, repeated ones joined by commas (httpx's `Headers.items()`).
-
-    The body was decoded while it came in: its length and coding are no longer the wire's, so they go.
-    """
-    flat: dict[str, str] = {}
-    for name, value in pairs:
-        key = name.lower()
-        if key in _DECODED:
-            continue
-        flat[key] = f"{flat[key]}, {value}" if key in flat else value
-    return flat
 
 
 def _query_value(value: Param) -> str:

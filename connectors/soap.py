@@ -36,6 +36,7 @@ from connectors.limits import ResponseTooLarge, read_limited
 from connectors.redaction import Redactor
 from connectors.retries import RETRY_STATUSES, backoff
 from connectors.settings import SoapSettings, parse
+from connectors.transport import AiohttpTransport, HttpClient, joined
 
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 _ZEEP_SETTINGS = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
@@ -79,6 +80,12 @@ class SoapConnector(AsyncCloseContext):
                 max_connections=settings.max_connections, max_keepalive_connections=settings.max_keepalive
             ),
             follow_redirects=False,
+            transport=AiohttpTransport(max_connections=settings.max_connections),
+        )
+        self._raw = HttpClient(
+            timeout=settings.timeout,
+            connect_timeout=settings.connect_timeout,
+            max_connections=settings.max_connections,
         )
         self._service: Any = None
         self._endpoint: str | None = settings.endpoint
@@ -89,6 +96,7 @@ class SoapConnector(AsyncCloseContext):
         return cls(name, parse(SoapSettings, name, settings))
 
     async def aclose(self) -> None:
+        await self._raw.aclose()
         await self._http.aclose()
 
     @property
@@ -196,10 +204,8 @@ class SoapConnector(AsyncCloseContext):
         headers = {"content-type": "text/xml; charset=utf-8", **request.headers}
         timeout = request.timeout or self.settings.timeout
         started = time.perf_counter()
-        built = self._http.build_request("POST", self._endpoint, content=request.body, headers=headers)
-        built.extensions["timeout"] = httpx.Timeout(timeout, connect=self.settings.connect_timeout).as_dict()
         try:
-            response = await self._http.send(built, stream=True)
+            head = await self._raw.open("POST", self._endpoint, headers=headers, content=request.body, timeout=timeout)
         except httpx.ConnectError as exc:
             raise UnreachableError(f"cannot connect ({type(exc).__name__})", **where) from None
         except httpx.TimeoutException:
@@ -210,7 +216,7 @@ class SoapConnector(AsyncCloseContext):
         except httpx.TransportError as exc:
             raise MalformedResponseError(f"broken answer ({type(exc).__name__})", **where) from None
         try:
-            content = await read_limited(response, self.settings.max_response_bytes)
+            content = await head.read(self.settings.max_response_bytes)
         except ResponseTooLarge:
             raise MalformedResponseError(
                 f"answer larger than {self.settings.max_response_bytes} bytes", **where
@@ -219,12 +225,10 @@ class SoapConnector(AsyncCloseContext):
             raise ConnectorTimeout(f"no answer within {timeout:g} s", **where) from None
         except httpx.TransportError as exc:
             raise MalformedResponseError(f"broken answer ({type(exc).__name__})", **where) from None
-        finally:
-            await response.aclose()
-        media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        media_type = head.headers.get("content-type", "").split(";")[0].strip().lower()
         return ServiceResponse(
-            status=response.status_code,
-            headers=dict(response.headers.items()),
+            status=head.status,
+            headers=joined(head.headers.items()),
             content=content,
             media_type=media_type,
             elapsed=time.perf_counter() - started,

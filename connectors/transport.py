@@ -199,6 +199,26 @@ class HttpClient:
             error = _translate(exc, method, url, answered=False)
             raise error from error.__cause__
 
+    async def open(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        headers: _Headers | None = None,
+        content: bytes | None = None,
+        timeout: float | None = None,
+    ) -> Head:
+        """Send, and wait for the answer's head; its body is read with `Head.read` (or dropped with `close`).
+
+        For callers that treat failures before an answer (the system is not there) apart from failures
+        in the middle of one (it answered badly); `send` does both steps at once.
+        """
+        target = url if isinstance(url, URL) else url_of(url)
+        read = self.timeout if timeout is None else timeout
+        response = await self._start(method, target, headers, content, self.timeouts(read, self.connect_timeout, read))
+        used = _used.get()
+        return Head(response, method, target, used.ssl_object if used else None)
+
     async def send(
         self,
         method: str,
@@ -215,26 +235,14 @@ class HttpClient:
         `check` sees the connection's TLS object after the answer's head and before its body: a
         certificate pin refuses there without reading what the wrong peer sends.
         """
-        target = url if isinstance(url, URL) else url_of(url)
-        read = self.timeout if timeout is None else timeout
-        response = await self._start(method, target, headers, content, self.timeouts(read, self.connect_timeout, read))
-        try:
-            if check is not None:
-                used = _used.get()
-                check(used.ssl_object if used else None)
-            declared = response.content_length
-            if declared is not None and declared > max_bytes:
-                raise ResponseTooLarge
-            body = await _read_limited(response, max_bytes)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            response.close()
-            error = _translate(exc, method, target, answered=True)
-            raise error from error.__cause__
-        except BaseException:
-            response.close()  # refused (pin, size) or cancelled: the connection goes, not back to the pool
-            raise
-        response.release()
-        return Answer(response.status, response.headers, response.raw_headers, body)
+        head = await self.open(method, url, headers=headers, content=content, timeout=timeout)
+        if check is not None:
+            try:
+                check(head.ssl_object)
+            except BaseException:
+                head.close()
+                raise
+        return Answer(head.status, head.headers, head.raw_headers, await head.read(max_bytes))
 
     async def aclose(self) -> None:
         sessions = [s for s in (self._session, self._fresh) if s is not None]
@@ -242,6 +250,56 @@ class HttpClient:
         if self._loop is asyncio.get_running_loop():
             for session in sessions:
                 await session.close()
+
+
+def joined(pairs: Iterable[tuple[str, str]], *, without: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Headers as one lowercase name each, repeated ones joined by commas: what httpx's `Headers.items()` gives."""
+    flat: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        if key in without:
+            continue
+        flat[key] = f"{flat[key]}, {value}" if key in flat else value
+    return flat
+
+
+class Head:
+    """An answer whose head has arrived: status, headers and the connection's TLS object; the body to come."""
+
+    __slots__ = ("_method", "_response", "_url", "headers", "raw_headers", "ssl_object", "status")
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, method: str, url: URL, ssl_object: ssl.SSLObject | None
+    ) -> None:
+        self._response = response
+        self._method = method
+        self._url = url
+        self.status = response.status
+        self.headers = response.headers
+        self.raw_headers = response.raw_headers
+        self.ssl_object = ssl_object
+
+    async def read(self, max_bytes: int) -> bytes:
+        """The whole body, or ResponseTooLarge once it passes `max_bytes`; httpx's exception on failure."""
+        response = self._response
+        try:
+            declared = response.content_length
+            if declared is not None and declared > max_bytes:
+                raise ResponseTooLarge
+            body = await _read_limited(response, max_bytes)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            response.close()
+            error = _translate(exc, self._method, self._url, answered=True)
+            raise error from error.__cause__
+        except BaseException:
+            response.close()  # too large, or cancelled: the connection goes, not back to the pool
+            raise
+        response.release()
+        return body
+
+    def close(self) -> None:
+        """Drop the answer unread (a refused peer, a caller giving up): its connection is closed."""
+        self._response.close()
 
 
 async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -72,6 +72,7 @@ def create_app(settings: NodeSettings) -> FastAPI:
         ),
         lifespan=lifespan,
         responses=errors.openapi_responses(),
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.node = node
     app.state.console = console

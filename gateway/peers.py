@@ -37,7 +37,7 @@ class PeerClient:
     def __init__(self, context: ssl.SSLContext, *, timeout: float) -> None:
         self._http = HttpClient(
             timeout=timeout,
-            connect_timeout=5.0,
+            connect_timeout=min(5.0, timeout),  # a host that drops packets fails within peer_timeout
             max_connections=100,
             keepalive_expiry=15.0,  # the peer listener keeps idle connections longer (gateway.server)
             ssl_context=context,

@@ -47,12 +47,16 @@ class RevocationChecker:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def check(self, cert: x509.Certificate, issuer: x509.Certificate, directory: Directory) -> None:
+    async def check(self, cert: x509.Certificate, issuer: x509.Certificate, directory: Directory) -> float:
+        """Raise unless the certificate is known not revoked; return until when (monotonic) that answer stands."""
         try:
             if self.mode == "crl":
                 certs.check_crl(cert, await self._crl_of(directory), issuer, max_age=self.max_age)
+                assert self._crl is not None
+                fetched = self._crl[0]
             else:
                 certs.check_ocsp(cert, issuer, await self._ocsp_of(cert, issuer, directory), max_age=self.max_age)
+                fetched = self._ocsp[cert.serial_number][0]
         except certs.RevokedError as exc:
             raise GatewayError(
                 errors.SSL_AUTH, f"the peer's certificate is revoked ({self.mode.upper()}): {exc}"
@@ -61,6 +65,7 @@ class RevocationChecker:
             raise GatewayError(
                 errors.SSL_AUTH, f"the peer's revocation status cannot be established ({self.mode.upper()}): {exc}"
             ) from None
+        return fetched + self.cache_seconds
 
     async def _crl_of(self, directory: Directory) -> x509.CertificateRevocationList:
         if self._crl is not None and time.monotonic() - self._crl[0] < self.cache_seconds:
@@ -95,11 +100,20 @@ class RevocationChecker:
 class PeerVerifier:
     def __init__(self, revocation: RevocationChecker) -> None:
         self.revocation = revocation
+        # der -> (directory, member, monotonic deadline, cert): a peer sends many requests with one certificate
+        self._accepted: dict[bytes, tuple[Directory, str, float, x509.Certificate]] = {}
 
     async def authenticate(self, der: bytes | None, client_member: str, directory: Directory) -> x509.Certificate:
-        """The peer's TLS certificate checked against the client's member and the directory."""
+        """The peer's TLS certificate checked against the client's member and the directory.
+
+        An accepted certificate is accepted again without the checks while the directory is the same
+        one and the revocation status it was checked against stands (and the certificate is valid).
+        """
         if der is None:
             raise GatewayError(errors.SSL_AUTH, "peer gateways must present their authentication certificate")
+        hit = self._accepted.get(der)
+        if hit is not None and hit[0] is directory and hit[1] == client_member and time.monotonic() < hit[2]:
+            return hit[3]
         cert = x509.load_der_x509_certificate(der)
         try:
             member = certs.member_of(cert)
@@ -123,8 +137,29 @@ class PeerVerifier:
             certs.verify_issued_by(cert, issuer, usage="auth")
         except certs.CertsError as exc:
             raise GatewayError(errors.SSL_AUTH, f"the peer's certificate is not acceptable: {exc}") from None
-        await self.revocation.check(cert, issuer, directory)
+        stands = await self.revocation.check(cert, issuer, directory)
+        valid = (cert.not_valid_after_utc - dt.datetime.now(dt.UTC)).total_seconds()
+        if len(self._accepted) >= 1024:
+            self._accepted.clear()
+        self._accepted[der] = (directory, member, min(stands, time.monotonic() + valid), cert)
         return cert
+
+
+# kid -> (cert, issuer, not before, not after): a signing certificate's chain, verified once per directory
+_chains: dict[str, tuple[x509.Certificate, x509.Certificate, dt.datetime, dt.datetime]] = {}
+
+
+def _verify_chain(kid: str, cert: x509.Certificate, issuer: x509.Certificate) -> None:
+    now = dt.datetime.now(dt.UTC)
+    seen = _chains.get(kid)
+    if seen is not None and seen[0] is cert and seen[1] is issuer and seen[2] <= now <= seen[3]:
+        return
+    certs.verify_issued_by(cert, issuer, usage="sign")
+    lo = max(cert.not_valid_before_utc, issuer.not_valid_before_utc)
+    hi = min(cert.not_valid_after_utc, issuer.not_valid_after_utc)
+    if len(_chains) >= 1024:
+        _chains.clear()
+    _chains[kid] = (cert, issuer, lo, hi)
 
 
 def check_signature(
@@ -147,7 +182,7 @@ def check_signature(
     try:
         if issuer is None:
             raise certs.CertificateError("not issued by a federation CA")
-        certs.verify_issued_by(cert, issuer, usage="sign")
+        _verify_chain(kid, cert, issuer)
         verify(token, payload, cert)
     except (certs.CertsError, SignatureInvalid) as exc:
         raise GatewayError(kind, f"the signature of {member} does not verify: {exc}") from None

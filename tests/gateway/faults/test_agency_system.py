@@ -151,11 +151,6 @@ HANG = Fault("hang", 504, "Server.ServerProxy.ServiceTimeout", "did not answer i
 GARBAGE = Fault("garbage", 502, "Server.ServerProxy.InvalidResponse", "answer ", 1.0, sandbox_mode="garbage")
 RESETS = Fault("reset", 502, "Server.ServerProxy.NetworkError", "connection lost", 1.0, "reset")
 FAULTS = [DOWN, OFFLINE, SLOW, HANG, GARBAGE, RESETS]
-# connectors/rest.py still calls a connection reset before any answer a broken answer (InvalidResponse, "broken
-# answer (ReadError)"), where the SOAP connector now says NetworkError; the change it needs is in docs/faults.md.
-REST_RESET = pytest.mark.xfail(
-    reason="connectors/rest.py: a reset before the answer is not yet a NetworkError", strict=True
-)
 
 
 def _cases(faults: list[Fault], slow: set[str]) -> list[Any]:
@@ -164,10 +159,7 @@ def _cases(faults: list[Fault], slow: set[str]) -> list[Any]:
     for f in faults:
         for protocol in ("rest", "soap"):
             case = f"{f.name}-{protocol}"
-            marks = [REST_RESET] if (f, protocol) == (RESETS, "rest") else []
-            cases.append(
-                pytest.param(f, protocol, id=case, marks=[*marks, *([pytest.mark.slow] if case in slow else [])])
-            )
+            cases.append(pytest.param(f, protocol, id=case, marks=[pytest.mark.slow] if case in slow else []))
     return cases
 
 
