@@ -53,6 +53,7 @@ trail = Table(
 MAX_DETAIL = 500
 UNKNOWN_USER = "(unknown user)"
 
+
 @dataclass(frozen=True)
 class TrailEntry:
     seq: int

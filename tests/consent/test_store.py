@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 from sqlalchemy.exc import IntegrityError
 
 from consent import ConsentError, ConsentEvent, ConsentNotFound, ConsentStore, InvalidConsent, StoreNotMigrated
-from gateway.database import make_engine
+from gateway.database import engine_url, make_engine
 from gateway.migrations import STORES
 from tests.consent.conftest import CONTROLLER, NOW, PURPOSE, RECIPIENT, SECRET, SUBJECT, grant
 from tests.postgres import migrated
@@ -175,7 +175,7 @@ def test_empty_database_names_the_command_without_its_password(consent_url: str)
         url = url.replace("postgres@", "postgres:s3cret-pw@")
     with pytest.raises(StoreNotMigrated) as caught:
         ConsentStore(url, SECRET)
-    shown = make_engine(url).url.render_as_string(hide_password=True)
+    shown = make_url(engine_url(url)).render_as_string(hide_password=True)  # as the store opens it
     assert str(caught.value) == (
         f"{shown} has no consent tables: run `kiungo db upgrade --store consent --url {shown}`"
     )

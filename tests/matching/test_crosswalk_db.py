@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
-from gateway.database import make_engine
+from gateway.database import engine_url, make_engine
 from gateway.migrations import STORES
 from matching import Crosswalk, LinkError, crosswalk_runs, load_crosswalk, read_crosswalk
 from tests.postgres import BACKENDS, backend_url, migrated, postgres_fixture
@@ -136,7 +136,7 @@ def test_an_unmigrated_database_names_the_command(url: str) -> None:
     with engine.begin() as conn:
         for table in ("crosswalk_pairs", "crosswalk_clusters", "crosswalk_runs", STORES["crosswalk"].version_table):
             conn.execute(text(f"DROP TABLE {table}"))
-    shown = engine.url.render_as_string(hide_password=True)
+    shown = make_url(engine_url(url)).render_as_string(hide_password=True)  # as the store opens it
     engine.dispose()
     with pytest.raises(LinkError) as caught:
         crosswalk().write(url)

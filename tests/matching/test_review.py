@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.exc import IntegrityError
 
-from gateway.database import make_engine
+from gateway.database import engine_url, make_engine
 from gateway.migrations import STORES
 from matching import ReviewError, ReviewQueue
 from tests.postgres import BACKENDS, backend_url, migrated, postgres_fixture
@@ -126,7 +126,7 @@ def test_unmigrated_database_names_the_command(url: str) -> None:
     with engine.begin() as conn:
         for table in ("review_decision", "review_pair", STORES["review"].version_table):
             conn.execute(text(f"DROP TABLE {table}"))
-    shown = engine.url.render_as_string(hide_password=True)
+    shown = make_url(engine_url(url)).render_as_string(hide_password=True)  # as the store opens it
     engine.dispose()
     with pytest.raises(ReviewError) as caught:
         ReviewQueue(url)

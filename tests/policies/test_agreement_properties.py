@@ -223,9 +223,7 @@ def requests(draw: st.DrawFn, written: Written, agreement: Agreement) -> tuple[S
     path = draw(st.none() | from_grant | PATH | from_grant.map(lambda p: p + "/../admin"))
     edges = [agreement.valid_from, agreement.valid_until]
     moment = draw(
-        st.sampled_from(edges).flatmap(
-            lambda edge: st.integers(-2, 2).map(lambda s: edge + timedelta(seconds=s))
-        )
+        st.sampled_from(edges).flatmap(lambda edge: st.integers(-2, 2).map(lambda s: edge + timedelta(seconds=s)))
         | st.datetimes(min_value=datetime(2019, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC))
     )
     return grant, DecisionRequest(client, grant.service, purpose, method, path, moment)
