@@ -127,7 +127,7 @@ class Case:
 
 
 @contextmanager
-def running() -> Iterator[list[Case]]:
+def running(*, replay_window: float | None = None) -> Iterator[list[Case]]:
     """The agency systems, one gateway and a federation of three, serving; the cases to load them with."""
     with tempfile.TemporaryDirectory(prefix="kiungo-bench-") as tmp:
         root = Path(tmp)
@@ -160,6 +160,8 @@ def running() -> Iterator[list[Case]]:
             )
             for code in ("msp", "tax", "cra"):
                 plan.configs[code]["federation"]["revocation_cache_seconds"] = 60  # production-like
+                if replay_window is not None:  # the soak: in-process replay state fills one window, then levels
+                    plan.configs[code]["federation"]["replay_window_seconds"] = replay_window
                 (root / f"{code}.toml").write_text(tomli_w.dumps(plan.configs[code]))
             for name in ("gateway", "msp", "tax", "cra"):  # as an operator does before starting a node
                 subprocess.run(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Protocol
 
 import redis
@@ -23,22 +24,36 @@ class NonceStore(Protocol):
 
 
 class MemoryNonceStore:
+    """Message ids in arrival order: expired ones leave from the front at every insert, so memory holds one
+    replay window's worth (rate x window), levels off there, and never needs a sweep that stops the world."""
+
     def __init__(self, max_entries: int = 1_000_000) -> None:
         self._seen: dict[str, float] = {}
+        self._order: deque[tuple[float, str]] = deque()
         self._lock = threading.Lock()
         self._max = max_entries
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
     def add_if_absent(self, key: str, ttl_seconds: float) -> bool:
         now = time.monotonic()
         with self._lock:
-            expiry = self._seen.get(key)
-            if expiry is not None and expiry > now:
+            while self._order and self._order[0][0] <= now:
+                until, old = self._order.popleft()
+                if self._seen.get(old) == until:
+                    del self._seen[old]
+            known = self._seen.get(key)
+            if known is not None and known > now:
                 return False
             if len(self._seen) >= self._max:
-                self._seen = {k: v for k, v in self._seen.items() if v > now}
-                if len(self._seen) >= self._max:
-                    raise GatewayError(errors.INTERNAL_ERROR, "replay store is full")
+                raise GatewayError(
+                    errors.STATE_UNAVAILABLE,
+                    f"more than {self._max:,} message ids within the replay window: this gateway refuses until "
+                    "some expire (shorten replay_window_seconds, or share the load with a replica on Redis)",
+                )
             self._seen[key] = now + ttl_seconds
+            self._order.append((now + ttl_seconds, key))
             return True
 
 

@@ -138,3 +138,21 @@ def test_state_defaults_to_the_process_and_takes_redis_by_url(client: redis.Redi
     state = open_state(StateSettings(redis_url=REDIS))
     assert isinstance(state.nonces, RedisNonceStore)
     state.close()
+
+
+def test_the_in_process_nonce_store_forgets_expired_ids_as_it_goes() -> None:
+    import time
+
+    store = MemoryNonceStore(max_entries=3)
+    assert store.add_if_absent("a", 0.05)
+    assert store.add_if_absent("b", 0.05)
+    assert not store.add_if_absent("a", 0.05)
+    time.sleep(0.06)
+    assert store.add_if_absent("c", 10)
+    assert len(store) == 1, "a and b left when their window ended"
+    assert store.add_if_absent("a", 10)  # a again, after its window: accepted
+    assert store.add_if_absent("d", 10)
+    with pytest.raises(GatewayError) as full:
+        store.add_if_absent("e", 10)
+    assert full.value.kind == errors.STATE_UNAVAILABLE
+    assert "more than 3 message ids within the replay window" in full.value.message
