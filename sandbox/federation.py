@@ -469,6 +469,22 @@ def consent_subjects(country_dir: Path, count: int = 5) -> list[str]:
     return [r[0] for r in rows]
 
 
+def research_consent(
+    subject: str, *, purpose: str = RESEARCH_PURPOSE, start: dt.datetime | None = None, until: dt.datetime | None = None
+) -> dict[str, Any]:
+    """A consent to the research study (the body of `POST /api/consent/records`): from now, for a year."""
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "subject_id": subject,
+        "recipients": [RESEARCH],
+        "purposes": [purpose],
+        "data_categories": ["income"],
+        "valid_from": (start or now - dt.timedelta(minutes=1)).isoformat(),
+        "valid_until": (until or now + dt.timedelta(days=365)).isoformat(),
+        "privacy_notice": "https://msp.zz.example/research/poverty-2026/notice",
+    }
+
+
 def seed_consents(gateway_url: str, operator_token: str, subjects: Sequence[str]) -> dict[str, str]:
     """Consents for the research study: given, withdrawn, expired, for another study, and none (in order)."""
     now = dt.datetime.now(dt.UTC)
@@ -482,15 +498,7 @@ def seed_consents(gateway_url: str, operator_token: str, subjects: Sequence[str]
     ]
     with httpx.Client(timeout=10) as http:
         for subject, (state, purpose, start, until) in zip(subjects, plans, strict=False):
-            body = {
-                "subject_id": subject,
-                "recipients": [RESEARCH],
-                "purposes": [purpose],
-                "data_categories": ["income"],
-                "valid_from": start.isoformat(),
-                "valid_until": until.isoformat(),
-                "privacy_notice": "https://msp.zz.example/research/poverty-2026/notice",
-            }
+            body = research_consent(subject, purpose=purpose, start=start, until=until)
             answer = http.post(gateway_url + "/api/consent/records", json=body, headers=auth)
             answer.raise_for_status()
             record_id = answer.json()["record"]["record_id"]

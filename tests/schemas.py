@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from gateway.database import make_engine
 from gateway.migrations import STORES, upgrade
+from gateway.migrations.nodedb import on_database
 
 
 def migrate(url: str, *stores: str) -> str:
     """Bring each named store's schema in `url` to head; returns the URL for chaining."""
-    engine = make_engine(url)
-    try:
-        for name in stores:
-            upgrade(engine, STORES[name])
-    finally:
-        engine.dispose()
+    for name in stores:
+        on_database(url, STORES[name], upgrade)
     return url

@@ -11,10 +11,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException
 
+from gateway import problems
 from gateway.events import dci
 from gateway.events.errors import DciError, EventsError, RequestError
 from gateway.events.service import EventService, error_status
@@ -23,22 +21,7 @@ from gateway.identifiers import ClientId, IdentifierError
 Code = Annotated[str, Path(min_length=1, max_length=99)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]  # the store's integers: a larger one is refused, not a crash
-PROBLEM = "application/problem+json"
-_PROBLEM_SCHEMA = {
-    "type": "object",
-    "required": ["type", "title", "status"],
-    "properties": {
-        "type": {"type": "string", "description": "urn:kiungo:events:<error>"},
-        "title": {"type": "string", "description": "what is wrong; never the value given"},
-        "status": {"type": "integer"},
-        "errors": {"type": "array", "items": {"type": "object"}, "description": "where a request is invalid"},
-    },
-}
-#: Every refusal of the service is a problem document (RFC 9457); validation errors name where, not what.
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    f"{digit}XX": {"description": "a problem document", "content": {PROBLEM: {"schema": _PROBLEM_SCHEMA}}}
-    for digit in (4, 5)
-}
+RESPONSES = problems.responses("events")
 
 
 def subscriber(request: Request, purpose: str) -> str:
@@ -70,29 +53,7 @@ def create_events_app(service: EventService) -> FastAPI:
     purpose = service.settings.purpose
     sender = service.settings.client
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: Exception) -> Response:
-        """Where and what, never the value given."""
-        assert isinstance(exc, RequestValidationError)
-        problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
-        body = {"type": "urn:kiungo:events:InvalidRequest", "title": "invalid request", "status": 422}
-        return JSONResponse(body | {"errors": problems}, status_code=422, media_type=PROBLEM)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: Exception) -> Response:
-        """The HTTP layer's refusals (a body that does not parse, no such route) as problem documents too."""
-        assert isinstance(exc, HTTPException)
-        body = {"type": "urn:kiungo:events:HttpError", "title": str(exc.detail), "status": exc.status_code}
-        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM, headers=exc.headers)
-
-    @app.exception_handler(EventsError)
-    async def events_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, EventsError)
-        return JSONResponse(
-            {"type": f"urn:kiungo:events:{type(exc).__name__}", "title": str(exc), "status": error_status(exc)},
-            status_code=error_status(exc),
-            media_type="application/problem+json",
-        )
+    problems.install(app, "events", EventsError, error_status)
 
     @app.post("/registry/subscribe", summary="DCI subscribe: deaths or births, all or by district")
     async def subscribe(request: Request, envelope: Annotated[Any, Body()]) -> dict[str, Any]:

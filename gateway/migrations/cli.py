@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from gateway.database import make_engine
 from gateway.errors import ConfigError
 from gateway.migrations.errors import MigrationError
-from gateway.migrations.nodedb import node_states, sqlite_parent, upgrade_node
+from gateway.migrations.nodedb import node_states, on_database, upgrade_node
 from gateway.migrations.runner import SchemaState, state, upgrade
 from gateway.migrations.stores import STORES, store
 from gateway.settings import load
@@ -33,14 +32,7 @@ def _run(config: Path | None, store_name: str | None, url: str | None, *, migrat
             return upgrade_node(settings) if migrate else node_states(settings)
         assert store_name is not None
         assert url is not None
-        chosen = store(store_name)
-        if migrate:
-            sqlite_parent(url)
-        engine = make_engine(url)
-        try:
-            return [upgrade(engine, chosen) if migrate else state(engine, chosen)]
-        finally:
-            engine.dispose()
+        return [on_database(url, store(store_name), upgrade if migrate else state)]
     except (ConfigError, MigrationError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

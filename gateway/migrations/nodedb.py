@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy import Engine
 
 from gateway.database import make_engine
 from gateway.migrations.errors import SchemaNotCurrent
@@ -52,37 +55,29 @@ def node_databases(settings: NodeSettings) -> list[NodeDatabase]:
     return [NodeDatabase(STORES[name], url) for name, url in urls.items()]
 
 
-def node_url(settings: NodeSettings, store: str) -> str:
-    for db in node_databases(settings):
-        if db.store.name == store:
-            return db.url
-    raise KeyError(store)
+Step = Callable[[Engine, Store], SchemaState]
+
+
+def on_database(url: str, store: Store, step: Step) -> SchemaState:
+    """One step (`upgrade` or `state`) on one database, with an engine of its own for the while."""
+    if step is upgrade:
+        sqlite_parent(url)
+    engine = make_engine(url)
+    try:
+        return step(engine, store)
+    finally:
+        engine.dispose()
 
 
 def upgrade_node(settings: NodeSettings) -> list[SchemaState]:
     """Migrate every database of the node to head (what `kiungo db upgrade -c NODE.toml` does)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    out = []
-    for db in node_databases(settings):
-        sqlite_parent(db.url)
-        engine = make_engine(db.url)
-        try:
-            out.append(upgrade(engine, db.store))
-        finally:
-            engine.dispose()
-    return out
+    return [on_database(db.url, db.store, upgrade) for db in node_databases(settings)]
 
 
 def node_states(settings: NodeSettings) -> list[SchemaState]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    out = []
-    for db in node_databases(settings):
-        engine = make_engine(db.url)
-        try:
-            out.append(state(engine, db.store))
-        finally:
-            engine.dispose()
-    return out
+    return [on_database(db.url, db.store, state) for db in node_databases(settings)]
 
 
 def check_node(settings: NodeSettings) -> None:

@@ -12,11 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException
 
+from gateway import problems
 from gateway.vsr import crosscheck, dci, oversight
 from gateway.vsr.bulk import UNFINISHED
 from gateway.vsr.errors import JobError, QueryError, VsrError
@@ -25,22 +24,7 @@ from gateway.vsr.service import OVERSIGHT_KIND, VsrService, error_status
 from gateway.xroadclient import CallContext
 
 NDJSON = "application/x-ndjson"
-PROBLEM = "application/problem+json"
-_PROBLEM_SCHEMA = {
-    "type": "object",
-    "required": ["type", "title", "status"],
-    "properties": {
-        "type": {"type": "string", "description": "urn:kiungo:vsr:<error>"},
-        "title": {"type": "string", "description": "what is wrong; never the value given"},
-        "status": {"type": "integer"},
-        "errors": {"type": "array", "items": {"type": "object"}, "description": "where a request is invalid"},
-    },
-}
-#: Every refusal of the registry is a problem document (RFC 9457); validation errors name where, not what.
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    f"{digit}XX": {"description": "a problem document", "content": {PROBLEM: {"schema": _PROBLEM_SCHEMA}}}
-    for digit in (4, 5)
-}
+RESPONSES = problems.responses("vsr")
 
 
 #: A programme's name as a request gives it (names are short; an unknown one is named back in the refusal).
@@ -133,32 +117,7 @@ def create_vsr_app(service: VsrService) -> FastAPI:
     )
     registry = service.registry
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: Exception) -> Response:
-        """Where and what, never the value given (it may be a national ID)."""
-        assert isinstance(exc, RequestValidationError)
-        problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
-        return JSONResponse(
-            {"type": "urn:kiungo:vsr:InvalidRequest", "title": "invalid request", "status": 422, "errors": problems},
-            status_code=422,
-            media_type="application/problem+json",
-        )
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: Exception) -> Response:
-        """The HTTP layer's refusals (a body that does not parse, no such route) as problem documents too."""
-        assert isinstance(exc, HTTPException)
-        body = {"type": "urn:kiungo:vsr:HttpError", "title": str(exc.detail), "status": exc.status_code}
-        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM, headers=exc.headers)
-
-    @app.exception_handler(VsrError)
-    async def vsr_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, VsrError)
-        return JSONResponse(
-            {"type": f"urn:kiungo:vsr:{type(exc).__name__}", "title": str(exc), "status": error_status(exc)},
-            status_code=error_status(exc),
-            media_type="application/problem+json",
-        )
+    problems.install(app, "vsr", VsrError, error_status)
 
     @app.post("/v1/persons/query", summary="Who is this person, and what do the agencies know?")
     async def person_query(request: Request, query: PersonQuery) -> dict[str, Any]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,29 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.console import ConsoleAudit, TrailFailed
 from gateway.console.audit import MAX_DETAIL, trail
+from tests.postgres import database
 from tests.schemas import migrate
-
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-
-
-def _pg_url() -> Iterator[str]:
-    try:
-        socket.create_connection((PG_HOST, PG_PORT), timeout=1).close()
-    except OSError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL is required in CI but {PG_HOST}:{PG_PORT} is unreachable")
-        pytest.skip(f"PostgreSQL not reachable on {PG_HOST}:{PG_PORT}")
-    import psycopg
-
-    name = f"kiungo_test_console_{uuid.uuid4().hex[:10]}"
-    admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -46,15 +22,13 @@ def audit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConsoleAud
         yield opened
         opened.close()
         return
-    urls = _pg_url()
-    url = next(urls)
-    opened = ConsoleAudit.open(migrate(url, "console"))
-    ConsoleAudit.open(url).close()  # opening again is harmless
-    try:
-        yield opened
-    finally:
-        opened.close()
-        next(urls, None)
+    with database("console") as url:
+        opened = ConsoleAudit.open(migrate(url, "console"))
+        ConsoleAudit.open(url).close()  # opening again is harmless
+        try:
+            yield opened
+        finally:
+            opened.close()
 
 
 def test_rows_are_appended_and_read_newest_first(audit: ConsoleAudit) -> None:

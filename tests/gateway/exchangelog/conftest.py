@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +15,7 @@ from cryptography.x509.oid import NameOID
 from gateway.exchangelog import ExchangeLog, LogRecord, create_tsa_app
 from gateway.exchangelog.tsa import make_tsa_certificate
 from gateway.server import ServerThread, base_url, bind
+from tests.postgres import database
 from tests.schemas import migrate
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -96,29 +94,8 @@ def log(log_path: Path, signer: tuple[ec.EllipticCurvePrivateKey, str]) -> Itera
     opened.close()
 
 
-def _pg_reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database, dropped afterwards; skipped (not in CI) when the server is absent."""
-    if not _pg_reachable():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL is required in CI but {PG_HOST}:{PG_PORT} is unreachable")
-        pytest.skip(f"PostgreSQL not reachable on {PG_HOST}:{PG_PORT}")
-    import psycopg
-
-    name = f"kiungo_test_log_{uuid.uuid4().hex[:10]}"
-    admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with database("log") as url:
+        yield url

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx
 import pytest
@@ -94,7 +94,7 @@ class FaultyTcp:
     def url(self, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> FaultyTcp:
+    def __enter__(self) -> Self:
         self._thread.start()
         self._run(self._listen())
         return self
@@ -104,6 +104,18 @@ class FaultyTcp:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
+
+    def targets(self) -> list[tuple[str, int]]:
+        """Where a new connection goes, in order of preference (the next is tried when one refuses)."""
+        return [self.target]
+
+    def cut(self) -> None:
+        """Reset every connection in progress (the mode stays), as a balancer does when its pool changes."""
+        self._run(self._cut())
+
+    async def _cut(self) -> None:
+        for writer in list(self._writers):
+            _rst(writer)
 
     def set(self, mode: Mode) -> None:
         """Change what new connections meet, and break the open ones unless the mode is `forward`."""
@@ -173,9 +185,13 @@ class FaultyTcp:
             if mode == "hang":
                 await self._swallow(reader)
                 return
-            try:
-                up_reader, up_writer = await asyncio.open_connection(*self.target)
-            except OSError:
+            for target in self.targets():
+                try:
+                    up_reader, up_writer = await asyncio.open_connection(*target)
+                    break
+                except OSError:
+                    continue
+            else:  # nobody accepts behind it
                 _rst(writer)
                 return
             self._writers.add(up_writer)

@@ -10,8 +10,6 @@ tests/gateway/exchangelog/test_postgres.py; replicas sharing PostgreSQL in tests
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -32,14 +30,13 @@ from tests.gateway.faults.harness import (
     assert_rest_error,
     assert_soap_fault,
     hits,
-    require,
     running,
     wait_until,
     within,
 )
+from tests.postgres import database
 
 PG = ("127.0.0.1", 5432)
-ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 LOGGING_FAILED = ("Server.ServerProxy.LoggingFailed", "could not be written to the exchange log, so it is refused")
 STATE_UNAVAILABLE = ("Server.ServerProxy.StateUnavailable", "a database this gateway needs could not be read")
 
@@ -73,47 +70,28 @@ class Node:
 
 @pytest.fixture(scope="module")
 def pg(sandbox: SandboxServers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    require("PostgreSQL", *PG)
-    import psycopg
-
-    tag = uuid.uuid4().hex[:8]
-    names = {"log": f"kiungo_test_faults_log_{tag}", "state": f"kiungo_test_faults_state_{tag}"}
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        for name in names.values():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with FaultyTcp(PG, name="postgres-path") as db:
-            via = f"postgresql://postgres@127.0.0.1:{db.port}"
-            config, tokens = federation.gateway_config(
-                sandbox.manifest["systems"], tmp_path_factory.mktemp("pg-node"), policy=True
-            )
-            without_hosted_services(config)
-            config["server"]["provider_timeout"] = 2.0
-            config["state"] = dict(BREAKER) | {"url": f"{via}/{names['state']}"}
-            config["log"] = {"url": f"{via}/{names['log']}"}
-            config["consent"] = {"controller": "ZZ/GOV/TAX"}  # who records the consents (no federation here)
-            with running(config, "pg-node", tokens) as node:
-                subject = federation.consent_subjects(sandbox.country_dir)[0]
-                _grant(node, subject)
-                log_url = f"postgresql://postgres@127.0.0.1:5432/{names['log']}"
-                yield Node(node, db, log_url, subject, sandbox.base_url("cra"))
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            for name in names.values():
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with (
+        database("faults_log") as log_url,
+        database("faults_state") as state_url,
+        FaultyTcp(PG, name="postgres-path") as db,
+    ):
+        via = f"postgresql://postgres@127.0.0.1:{db.port}"
+        config, tokens = federation.gateway_config(
+            sandbox.manifest["systems"], tmp_path_factory.mktemp("pg-node"), policy=True
+        )
+        without_hosted_services(config)
+        config["server"]["provider_timeout"] = 2.0
+        config["state"] = dict(BREAKER) | {"url": via + "/" + state_url.rsplit("/", 1)[1]}
+        config["log"] = {"url": via + "/" + log_url.rsplit("/", 1)[1]}
+        config["consent"] = {"controller": "ZZ/GOV/TAX"}  # who records the consents (no federation here)
+        with running(config, "pg-node", tokens) as node:
+            subject = federation.consent_subjects(sandbox.country_dir)[0]
+            _grant(node, subject)
+            yield Node(node, db, log_url, subject, sandbox.base_url("cra"))
 
 
 def _grant(node: RunningNode, subject: str) -> None:
-    now = dt.datetime.now(dt.UTC)
-    body = {
-        "subject_id": subject,
-        "recipients": [federation.RESEARCH],
-        "purposes": [federation.RESEARCH_PURPOSE],
-        "data_categories": ["income"],
-        "valid_from": (now - dt.timedelta(minutes=1)).isoformat(),
-        "valid_until": (now + dt.timedelta(days=30)).isoformat(),
-        "privacy_notice": "https://msp.zz.example/research/poverty-2026/notice",
-    }
+    body = federation.research_consent(subject)
     answer = httpx.post(node.url + "/api/consent/records", json=body, headers=node.operator(), timeout=10)
     assert answer.status_code in (200, 201), answer.text
 

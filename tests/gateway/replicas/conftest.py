@@ -7,12 +7,13 @@ monitoring and the fast state (replay nonces, rate limits, circuit breakers) are
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import socket
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,9 @@ from sandbox.servers import SandboxServers
 from tests.gateway.federation_setup import MSP, TAX, Fed
 from tests.gateway.nodes import migrated
 from tests.gateway.replicas.balancer import Balancer, free_socket
+from tests.postgres import database, require_postgres
 from tests.sandbox import fixtures_country as known
 
-PG = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 REDIS = "redis://127.0.0.1:6379/0"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 RATE_PURPOSE = "replica-rate-test"
@@ -75,20 +76,15 @@ fields = ["tin", "surname"]
 """
 
 
-def _reachable(host: str, port: int) -> bool:
+def require_redis() -> None:
     try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return
     except OSError:
-        return False
-
-
-def require_services() -> None:
-    for name, port in (("PostgreSQL", 5432), ("Redis", 6379)):
-        if not _reachable("127.0.0.1", port):
-            if IN_CI:
-                pytest.fail(f"{name} is required in CI but 127.0.0.1:{port} is unreachable")
-            pytest.skip(f"{name} not reachable on 127.0.0.1:{port}: the replica tests need it")
+        pass
+    if IN_CI:
+        pytest.fail("Redis is required in CI but 127.0.0.1:6379 is unreachable")
+    pytest.skip("Redis not reachable on 127.0.0.1:6379: the replica tests need it")
 
 
 @dataclass
@@ -130,7 +126,6 @@ class Replicas:
     balancer: Balancer
     databases: dict[str, str]
     prefix: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def operator(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.fed.plan.tokens['operator']}"}
@@ -152,20 +147,11 @@ class Replicas:
             self.balancer.cut()
 
 
-def _database(conn: Any, name: str) -> str:
-    conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
-
-
 @pytest.fixture(scope="package")
 def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
-    require_services()
-    import psycopg
-    import redis
-
+    require_postgres()
+    require_redis()
     tag = uuid.uuid4().hex[:8]
-    names = {"state": f"kiungo_test_rep_state_{tag}", "log_a": f"kiungo_test_rep_loga_{tag}"}
-    names["log_b"] = f"kiungo_test_rep_logb_{tag}"
     prefix = f"kiungo-test-{tag}"
     country = tmp_path_factory.mktemp("replica-country")
     known.build_country(country, people=300)
@@ -174,9 +160,11 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     (agreements / "DSA-TAX-RPL-002.toml").write_text(CACHE_AGREEMENT)
     servers = SandboxServers(country, data_dir=tmp_path_factory.mktemp("replica-fed"))
     made: list[Replica] = []
-    try:
-        with psycopg.connect(PG, autocommit=True) as conn:
-            databases = {key: _database(conn, name) for key, name in names.items()}
+    with contextlib.ExitStack() as stack:
+        databases = {key: stack.enter_context(database(f"rep_{key}")) for key in ("state", "log_a", "log_b")}
+        stack.callback(_forget, prefix)
+        stack.callback(servers.stop)
+        stack.callback(_stop_all, made)
         servers.start()
         fed = Fed(servers)
         for name in ("a", "b"):
@@ -210,18 +198,18 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
                     headers={"Authorization": f"Bearer {fed.plan.tokens['operator']}"},
                 ).raise_for_status()
             yield Replicas(fed, a, b, balancer, databases, prefix)
-    finally:
-        for replica in made:
-            replica.stop()
-        servers.stop()
-        client = redis.Redis.from_url(REDIS)
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
-        with psycopg.connect(PG, autocommit=True) as conn:
-            for name in names.values():
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def log_path(replica: Replica) -> Path:
-    return Path(replica.config["data_dir"])
+def _stop_all(replicas: list[Replica]) -> None:
+    for replica in replicas:
+        replica.stop()
+
+
+def _forget(prefix: str) -> None:
+    """The test's keys out of the shared Redis."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
